@@ -1,0 +1,119 @@
+"""Typed settings for an index, read from ``polylens.toml`` in the index directory.
+
+Precedence: built-in defaults < the index's ``polylens.toml`` < explicit overrides
+(CLI flags, keyword arguments of :func:`polylens.open`). Model names are *also*
+recorded in the index metadata when it is first built; see :mod:`polylens.meta`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from polylens.errors import ConfigError
+
+CONFIG_FILE = "polylens.toml"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    image_model: str = "clip-b32"
+    """Image-text model: alias, ``hf-hub:ORG/NAME``, a local HF directory, or ``none``."""
+    text_model: str = "minilm"
+    """Text embedder: alias, ``hf-hub:ORG/NAME``, a local sentence-transformers dir, or ``none``."""
+    ocr: bool = True
+    device: str = "auto"
+    batch_size: int = 32
+    """Items per encoder forward pass."""
+    commit_every: int = 128
+    """Items per store commit; a crash loses at most this much finished work."""
+    workers: int = 2
+    """Threads that read, decode, render and OCR ahead of the encoder."""
+    passage_chars: int = 1200
+    """Target passage length when splitting text files."""
+    text_vector_chars: int = 1000
+    """Long texts are embedded in windows of about this many characters (max-sim at query)."""
+    max_image_pixels: int = 120_000_000
+    """Larger images are refused as decompression bombs."""
+    max_image_side: int = 1600
+    """Decoded images are downscaled to this longest side before encoding and OCR."""
+    pdf_render_dpi: int = 110
+    pdf_ocr_dpi: int = 150
+    max_pdf_pages: int = 5000
+    ann_min_rows: int = 100_000
+    """A vector collection gets an ANN index once it holds this many rows; below, search is exact."""
+    rrf_k: int = 60
+    weight_image: float = 1.0
+    weight_text: float = 1.0
+    weight_bm25: float = 1.0
+    image_query_weight: float = 0.5
+    """For image + text queries: share of the image in the composed query vector."""
+
+    def replace(self, **changes: Any) -> IndexConfig:
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        clean = {k: v for k, v in changes.items() if v is not None}
+        cfg = dataclasses.replace(self, **clean)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name in ("batch_size", "commit_every", "workers", "passage_chars", "max_image_side"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if not 0.0 <= self.image_query_weight <= 1.0:
+            raise ConfigError("image_query_weight must be between 0 and 1")
+
+    def to_toml(self) -> str:
+        lines = ["# polylens index settings. Flags on the command line override these.", ""]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(value)
+            lines.append(f"{f.name} = {text}")
+        return "\n".join(lines) + "\n"
+
+
+def load_config(index_dir: Path, overrides: dict[str, Any] | None = None) -> IndexConfig:
+    """Defaults, then ``index_dir/polylens.toml`` if present, then ``overrides``."""
+    cfg = IndexConfig()
+    path = index_dir / CONFIG_FILE
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        cfg = _apply(cfg, data, source=str(path))
+    if overrides:
+        cfg = _apply(cfg, overrides, source="arguments")
+    cfg.validate()
+    return cfg
+
+
+def _apply(cfg: IndexConfig, data: dict[str, Any], *, source: str) -> IndexConfig:
+    known = {f.name: f for f in fields(cfg)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key not in known:
+            raise ConfigError(f"{source}: unknown setting {key!r}")
+        expected = type(getattr(cfg, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"{source}: {key} must be {expected.__name__}, got {type(value).__name__}"
+            )
+        changes[key] = value
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,338 @@
+"""The facade users hold: open an index, add paths, search, read its status.
+
+An index directory holds ``polylens.toml`` (settings), ``index.json`` (how it was built),
+``last_run.json`` and ``lance/`` (the store). Models load lazily on first use.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from polylens import __version__
+from polylens.config import CONFIG_FILE, IndexConfig, load_config
+from polylens.encoders.base import ImageTextEncoder, TextEncoder
+from polylens.encoders.ocr import RapidOcr
+from polylens.encoders.registry import ModelRegistry
+from polylens.errors import (
+    ConfigError,
+    IndexLockedError,
+    IndexNotFoundError,
+    InputError,
+    ModelNotAvailableError,
+    StoreError,
+)
+from polylens.ingest.pipeline import Ingestor, ProgressEvents
+from polylens.ingest.sources import normalise_root
+from polylens.meta import (
+    LAST_RUN_FILE,
+    META_FILE,
+    IndexMeta,
+    ModelRecord,
+    check_model,
+    read_meta,
+    write_json_atomic,
+    write_meta,
+)
+from polylens.search.searcher import SearchRequest, Searcher, as_image
+from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
+from polylens.store.lance import LanceStore
+from polylens.types import KINDS, Hit, IndexStatus, ModelInfo, RunSummary
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "lance"
+LOCK_FILE = ".lock"
+_UNSET = object()
+
+
+class Index:
+    """A polylens index in a directory. Use :func:`polylens.open` to get one."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        registry: ModelRegistry | None = None,
+        store: Store | None = None,
+        **settings: Any,
+    ) -> None:
+        self.path = Path(path).expanduser().absolute()
+        exists = (self.path / META_FILE).is_file() or (self.path / CONFIG_FILE).is_file()
+        if not exists and not create:
+            raise IndexNotFoundError(
+                f"no polylens index at {self.path}; create one with `polylens index PATHS "
+                f"--index {self.path}`"
+            )
+        self._registry = registry or ModelRegistry.with_plugins()
+        self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
+        explicit = {k: v for k, v in settings.items() if v is not None}
+        self.config = self._effective_config(explicit)
+        if not exists:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                (self.path / CONFIG_FILE).write_text(self.config.to_toml(), encoding="utf-8")
+            except OSError as exc:
+                raise StoreError(f"cannot create the index directory {self.path}: {exc}") from exc
+        self._store = store or LanceStore(self.path / STORE_DIR)
+        self._image_encoder: Any = _UNSET
+        self._text_encoder: Any = _UNSET
+        self._ocr: RapidOcr | None = None
+        self.warnings: list[str] = []
+
+    # -- settings and models ----------------------------------------------------------
+    def _effective_config(self, explicit: dict[str, Any]) -> IndexConfig:
+        config = load_config(self.path, explicit)
+        meta = self._meta
+        for role, record in (("image", meta.image_model), ("text", meta.text_model)):
+            key = f"{role}_model"
+            if record is None:
+                continue
+            if key in explicit:
+                requested = self._registry.canonical(role, explicit[key])  # type: ignore[arg-type]
+                if requested != record.resolved:
+                    check_model(role, record, explicit[key], self.path)
+            else:
+                config = config.replace(**{key: record.name})
+        return config
+
+    def _load_image_encoder(self, *, for_search: bool) -> ImageTextEncoder | None:
+        if self._image_encoder is _UNSET:
+            record = self._meta.image_model
+            if for_search and (record is None or record.dim is None):
+                self._image_encoder = None
+                return None
+            try:
+                self._image_encoder = self._registry.load_image_text(
+                    self.config.image_model, device=self.config.device, batch_size=self.config.batch_size
+                )
+            except ModelNotAvailableError as exc:
+                message = f"image-text model unavailable, continuing without image embeddings: {exc}"
+                log.warning(message)
+                self.warnings.append(message)
+                self._image_encoder = None
+            if (
+                self._image_encoder is not None
+                and record is not None
+                and record.dim is not None
+                and record.dim != self._image_encoder.dim
+            ):
+                raise ConfigError(
+                    f"image model {self.config.image_model!r} gives {self._image_encoder.dim}-d "
+                    f"vectors but the index holds {record.dim}-d ones"
+                )
+        return self._image_encoder
+
+    def _load_text_encoder(self, *, for_search: bool) -> TextEncoder | None:
+        if self._text_encoder is _UNSET:
+            record = self._meta.text_model
+            if for_search and (record is None or record.dim is None):
+                self._text_encoder = None
+                return None
+            try:
+                self._text_encoder = self._registry.load_text(
+                    self.config.text_model, device=self.config.device, batch_size=self.config.batch_size
+                )
+            except ModelNotAvailableError as exc:
+                message = f"text model unavailable, continuing with BM25 only: {exc}"
+                log.warning(message)
+                self.warnings.append(message)
+                self._text_encoder = None
+        return self._text_encoder
+
+    def _record_models(self, roots: Iterable[str]) -> None:
+        meta = self._meta
+        for role, encoder in (("image", self._image_encoder), ("text", self._text_encoder)):
+            name = getattr(self.config, f"{role}_model")
+            canonical = self._registry.canonical(role, name)  # type: ignore[arg-type]
+            current = getattr(meta, f"{role}_model")
+            if canonical == "none":
+                if current is None:
+                    setattr(meta, f"{role}_model", ModelRecord(name=name, resolved="none", dim=None))
+                continue
+            dim = encoder.dim if encoder not in (None, _UNSET) else None
+            if current is None or current.dim is None:
+                setattr(meta, f"{role}_model", ModelRecord(name=name, resolved=canonical, dim=dim))
+        meta.roots = sorted(set(meta.roots) | set(roots))
+        meta.polylens_version = __version__
+        write_meta(self.path, meta)
+
+    # -- writing ---------------------------------------------------------------------
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        try:
+            handle = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
+        except OSError as exc:
+            raise StoreError(f"the index directory {self.path} is not writable: {exc}") from exc
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise IndexLockedError(
+                        f"another process is writing to the index at {self.path}"
+                    ) from exc
+                raise
+            yield
+        finally:
+            handle.close()
+
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        events: ProgressEvents | None = None,
+        rehash: bool = False,
+    ) -> RunSummary:
+        """Index files and folders; files that vanished from under them leave the index."""
+        roots = [normalise_root(p) for p in paths]
+        if not roots:
+            raise InputError("nothing to index: give at least one file or folder")
+        for root in roots:
+            if not os.path.exists(root):
+                raise InputError(f"{root} does not exist")
+        with self._write_lock():
+            image_encoder = self._load_image_encoder(for_search=False)
+            text_encoder = self._load_text_encoder(for_search=False)
+            if self._meta.image_model and self._meta.image_model.dim and image_encoder is None:
+                self.warnings.append(
+                    "this index has image embeddings but the image model is unavailable now: "
+                    "files added in this run will not be searchable by image"
+                )
+            ocr = self._get_ocr() if self.config.ocr else None
+            self._record_models(roots)
+            ingestor = Ingestor(
+                self._store,
+                self.config,
+                image_encoder=image_encoder,
+                text_encoder=text_encoder,
+                ocr=ocr,
+                exclude=[str(self.path)],
+                events=events,
+                rehash=rehash,
+            )
+            summary = ingestor.run(roots)
+            summary.warnings.extend(self.warnings)
+            write_json_atomic(self.path / LAST_RUN_FILE, summary.to_dict())
+        return summary
+
+    def refresh(self, *, events: ProgressEvents | None = None) -> RunSummary:
+        """Re-index every root this index was built from."""
+        roots = [r for r in self._meta.roots if os.path.exists(r)]
+        if not self._meta.roots:
+            raise InputError("this index has no recorded roots yet; add paths first")
+        return self.add(roots or self._meta.roots, events=events)
+
+    def _get_ocr(self) -> RapidOcr:
+        if self._ocr is None:
+            self._ocr = RapidOcr()
+        return self._ocr
+
+    # -- reading ---------------------------------------------------------------------
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        image: str | os.PathLike[str] | bytes | Any = None,
+        k: int = 10,
+        kind: str | Iterable[str] | None = None,
+        offset: int = 0,
+    ) -> list[Hit]:
+        """Search by text, by image (a path, bytes or PIL image), or both."""
+        kinds: tuple[str, ...] | None
+        if kind is None:
+            kinds = None
+        elif isinstance(kind, str):
+            kinds = (kind,)
+        else:
+            kinds = tuple(kind)
+        picture = None
+        if image is not None:
+            if isinstance(image, (str, os.PathLike, bytes)):
+                source = image if isinstance(image, bytes) else os.fspath(image)
+                try:
+                    picture = as_image(
+                        source,
+                        max_pixels=self.config.max_image_pixels,
+                        max_side=self.config.max_image_side,
+                    )
+                except FileNotFoundError as exc:
+                    raise InputError(f"query image not found: {image}") from exc
+                except Exception as exc:  # noqa: BLE001 - every decode failure is bad input
+                    if isinstance(exc, InputError):
+                        raise
+                    raise InputError(f"cannot read the query image: {exc}") from exc
+            else:
+                picture = image
+        searcher = Searcher(
+            self._store,
+            self.config,
+            image_encoder=self._load_image_encoder(for_search=True),
+            text_encoder=self._load_text_encoder(for_search=True),
+        )
+        return searcher.search(
+            SearchRequest(text=query, image=picture, k=k, kinds=kinds, offset=offset)
+        )
+
+    def status(self) -> IndexStatus:
+        meta = self._meta
+        items = {kind: self._store.count(ITEMS, Filter(kinds=(kind,))) for kind in KINDS}
+        models = []
+        for role, record, collection in (
+            ("image", meta.image_model, VEC_IMAGE),
+            ("text", meta.text_model, VEC_TEXT),
+        ):
+            if record is None:
+                continue
+            available = record.dim is not None
+            reason = None
+            if record.resolved == "none":
+                reason = "disabled"
+            elif not available:
+                reason = "could not be loaded when the index was built; see last run warnings"
+            models.append(
+                ModelInfo(role, record.name, record.resolved, record.dim, available, reason)
+            )
+            del collection
+        models.append(ModelInfo("ocr", "rapidocr-onnxruntime" if self.config.ocr else "off", None, None, self.config.ocr))
+        last = None
+        last_path = self.path / LAST_RUN_FILE
+        if last_path.is_file():
+            import json
+
+            try:
+                last = RunSummary.from_dict(json.loads(last_path.read_text(encoding="utf-8")))
+            except (ValueError, TypeError):
+                last = None
+        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return IndexStatus(
+            path=str(self.path),
+            files=self._store.count(FILES),
+            items=items,
+            models=models,
+            roots=list(meta.roots),
+            size_bytes=size,
+            schema_version=meta.schema_version,
+            last_run=last,
+        )
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_index(path: str | os.PathLike[str], *, create: bool = True, **settings: Any) -> Index:
+    """Open (or create) the index at ``path``. Keyword settings override ``polylens.toml``."""
+    return Index(path, create=create, **settings)

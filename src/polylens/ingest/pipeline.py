@@ -1,0 +1,499 @@
+"""Incremental, resumable ingestion: plan -> decode (threads) -> encode -> write.
+
+Consistency rules, which the crash tests check:
+
+* Items are keyed by content hash, files by path. A file row is written only after
+  every item of its content is committed, so "a files row references hash H" means
+  "H is completely indexed". Moved or copied files therefore only get a new file row.
+* Writes go vectors -> items -> files, each an atomic store commit. A crash leaves at
+  most some items of unfinished content; the next run skips the items it already has
+  and finishes the rest (ids are deterministic, writes are upserts: no duplicates).
+* At the end, file rows of vanished paths are deleted and items, vectors of content no
+  file references any more are collected.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from polylens.config import IndexConfig
+from polylens.encoders.base import ImageTextEncoder, TextEncoder
+from polylens.encoders.ocr import RapidOcr
+from polylens.errors import InputError, PolylensError
+from polylens.ingest.sources import (
+    FoundFile,
+    WalkProblem,
+    content_hash,
+    has_media_extension,
+    under_any,
+    walk,
+)
+from polylens.ingest.text import windows
+from polylens.ingest.units import StageClock, Unit, UnitMaker
+from polylens.ingest.sniff import sniff
+from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store, chunked
+from polylens.types import FileFailure, RunSummary
+
+log = logging.getLogger(__name__)
+
+PDF_PAGES_PER_PIECE = 8
+
+
+class ProgressEvents:
+    """Callbacks the pipeline calls; the CLI renders them, the library never prints."""
+
+    def scanning(self, files_seen: int) -> None: ...
+
+    def planned(self, files_to_encode: int, units_estimate: int) -> None: ...
+
+    def file_done(self, path: str, items: int) -> None: ...
+
+    def units_encoded(self, count: int) -> None: ...
+
+    def file_failed(self, path: str, reason: str) -> None: ...
+
+    def finishing(self, what: str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Task:
+    found: FoundFile
+    content_hash: str
+    file_kind: str
+    status: str  # "added" | "updated"
+    skip: set[str] = field(default_factory=set)
+    pieces_left: int = 0
+    unflushed: int = 0
+    items: int = 0
+    failed: bool = False
+    written: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and self.pieces_left == 0 and self.unflushed == 0
+
+
+@dataclass
+class _Piece:
+    task: _Task
+    pages: range | None = None
+
+
+@dataclass
+class _Plan:
+    tasks: list[_Task] = field(default_factory=list)
+    direct_rows: list[dict[str, Any]] = field(default_factory=list)
+    seen_paths: set[str] = field(default_factory=set)
+    unreadable_dirs: list[str] = field(default_factory=list)
+    failed_paths: set[str] = field(default_factory=set)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: Store,
+        config: IndexConfig,
+        *,
+        image_encoder: ImageTextEncoder | None,
+        text_encoder: TextEncoder | None,
+        ocr: RapidOcr | None,
+        exclude: Sequence[str] = (),
+        events: ProgressEvents | None = None,
+        rehash: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.ocr = ocr
+        self.exclude = list(exclude)
+        self.events = events or ProgressEvents()
+        self.rehash = rehash
+        self.should_stop = should_stop or (lambda: False)
+        self.clock = StageClock()
+        self.summary = RunSummary()
+
+    # -- public ----------------------------------------------------------------
+    def run(self, roots: Sequence[str]) -> RunSummary:
+        started = time.perf_counter()
+        self._ensure_collections()
+        known = {row["path"]: row for row in self.store.get(FILES)}
+        complete_hashes: dict[str, dict[str, Any]] = {}
+        for row in known.values():
+            complete_hashes.setdefault(row["content_hash"], row)
+
+        plan = self._plan(roots, known, complete_hashes)
+        self._encode_and_write(plan)
+        self._remove_vanished(roots, known, plan)
+        self.events.finishing("collecting unreferenced items")
+        self._collect_garbage()
+        self.events.finishing("optimising indexes")
+        t0 = time.perf_counter()
+        self.store.optimize(ann_min_rows=self.config.ann_min_rows)
+        self.clock.add("optimize", t0)
+        self.summary.seconds = time.perf_counter() - started
+        self.summary.stage_seconds = {k: round(v, 3) for k, v in self.clock.seconds.items()}
+        return self.summary
+
+    # -- plan --------------------------------------------------------------------
+    def _ensure_collections(self) -> None:
+        self.store.ensure_collection(FILES)
+        self.store.ensure_collection(ITEMS)
+        if self.image_encoder is not None:
+            self.store.ensure_collection(VEC_IMAGE, vector_dim=self.image_encoder.dim)
+        if self.text_encoder is not None:
+            self.store.ensure_collection(VEC_TEXT, vector_dim=self.text_encoder.dim)
+
+    def _fail(self, path: str, reason: str) -> None:
+        self.summary.failed += 1
+        self.summary.failures.append(FileFailure(path, reason))
+        self.events.file_failed(path, reason)
+
+    def _plan(
+        self,
+        roots: Sequence[str],
+        known: dict[str, dict[str, Any]],
+        complete_hashes: dict[str, dict[str, Any]],
+    ) -> _Plan:
+        plan = _Plan()
+        partial_hashes: set[str] | None = None
+        claimed: set[str] = set()
+        seen = 0
+        t0 = time.perf_counter()
+        for entry in walk(roots, exclude=self.exclude):
+            if isinstance(entry, WalkProblem):
+                if entry.reason.startswith("cannot list directory"):
+                    plan.unreadable_dirs.append(entry.path)
+                self._fail(entry.path, entry.reason)
+                plan.failed_paths.add(entry.path)
+                continue
+            seen += 1
+            if seen % 200 == 0:
+                self.events.scanning(seen)
+            plan.seen_paths.add(entry.path)
+            old = known.get(entry.path)
+            if (
+                old is not None
+                and not self.rehash
+                and old["size"] == entry.size
+                and old["mtime_ns"] == entry.mtime_ns
+            ):
+                self.summary.unchanged += 1
+                continue
+            try:
+                digest, head = content_hash(entry.path)
+            except OSError as exc:
+                self._fail(entry.path, f"cannot read: {exc.strerror or exc}")
+                plan.failed_paths.add(entry.path)
+                continue
+            kind = sniff(head)
+            if kind is None:
+                reason = "empty file" if entry.size == 0 else "content is not a supported type"
+                if has_media_extension(entry.path):
+                    self._fail(entry.path, f"{reason} (the extension suggests one)")
+                    plan.failed_paths.add(entry.path)
+                else:
+                    self.summary.skipped += 1
+                    self.summary.skipped_files.append(FileFailure(entry.path, reason))
+                continue
+            row = self._file_row(entry, digest, kind, 0)
+            if old is not None and old["content_hash"] == digest:
+                self.summary.unchanged += 1  # touched, not changed: refresh size/mtime only
+                row["n_items"] = old["n_items"]
+                plan.direct_rows.append(row)
+                continue
+            reuse = complete_hashes.get(digest)
+            if reuse is not None:
+                row["n_items"] = reuse["n_items"]
+                if "_pending_task" in reuse:  # same content as a file encoded in this run
+                    row["_pending_task"] = reuse["_pending_task"]
+                plan.direct_rows.append(row)
+                if old is None and reuse["path"] not in claimed and not os.path.exists(reuse["path"]):
+                    claimed.add(reuse["path"])
+                    self.summary.moved += 1
+                elif old is None:
+                    self.summary.added += 1
+                else:
+                    self.summary.updated += 1
+                continue
+            task = _Task(entry, digest, kind, "updated" if old is not None else "added")
+            if partial_hashes is None:
+                partial_hashes = self.store.distinct(ITEMS, "content_hash") - set(complete_hashes)
+            if digest in partial_hashes:  # resuming content a crashed run half-wrote
+                rows = self.store.get(ITEMS, Filter(content_hashes=(digest,)), ["id"])
+                task.skip = {r["id"] for r in rows}
+            plan.tasks.append(task)
+            complete_hashes[digest] = row  # a second copy in this run is a direct row
+            row["_pending_task"] = task
+        self.clock.add("scan_hash", t0)
+        self._claimed = claimed
+        # Copies of content encoded in this run get their rows once the content is done.
+        self._pending_copies = [r for r in plan.direct_rows if "_pending_task" in r]
+        plan.direct_rows = [r for r in plan.direct_rows if "_pending_task" not in r]
+        self.events.planned(len(plan.tasks), self._estimate_units(plan.tasks))
+        return plan
+
+    @staticmethod
+    def _file_row(entry: FoundFile, digest: str, kind: str, n_items: int) -> dict[str, Any]:
+        return {
+            "path": entry.path,
+            "content_hash": digest,
+            "file_kind": kind,
+            "size": entry.size,
+            "mtime_ns": entry.mtime_ns,
+            "n_items": n_items,
+            "indexed_at": time.time(),
+        }
+
+    @staticmethod
+    def _estimate_units(tasks: list[_Task]) -> int:
+        return len(tasks)
+
+    # -- decode / encode / write ----------------------------------------------------
+    def _pieces(self, tasks: list[_Task], maker: UnitMaker) -> Iterator[_Piece]:
+        for task in tasks:
+            if task.file_kind == "pdf":
+                try:
+                    pages = maker.pdf_page_count(task.found.path)
+                except (PolylensError, OSError) as exc:
+                    task.failed = True
+                    self._fail(task.found.path, str(exc))
+                    continue
+                ranges = [
+                    range(i, min(i + PDF_PAGES_PER_PIECE, pages))
+                    for i in range(0, pages, PDF_PAGES_PER_PIECE)
+                ]
+                task.pieces_left = len(ranges)
+                for r in ranges:
+                    yield _Piece(task, r)
+            else:
+                task.pieces_left = 1
+                yield _Piece(task)
+
+    def _make_units(self, piece: _Piece, maker: UnitMaker) -> list[Unit]:
+        task = piece.task
+        path = task.found.path
+        if task.file_kind == "image":
+            units = maker.image(path, task.content_hash)
+        elif task.file_kind == "pdf":
+            assert piece.pages is not None
+            units = maker.pdf_pages(path, task.content_hash, piece.pages, task.skip)
+        else:
+            units = maker.text(path, task.content_hash, task.found.size)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise InputError(f"file vanished while being indexed: {exc.strerror or exc}") from exc
+        if st.st_size != task.found.size or st.st_mtime_ns != task.found.mtime_ns:
+            raise InputError("file changed while being indexed; the next run will pick it up")
+        return [u for u in units if u.item_id not in task.skip]
+
+    def _encode_and_write(self, plan: _Plan) -> None:
+        maker = UnitMaker(
+            self.config,
+            want_images=self.image_encoder is not None,
+            ocr=self.ocr,
+            clock=self.clock,
+        )
+        pending: list[Unit] = []
+        encoded: dict[str, list[dict[str, Any]]] = {ITEMS: [], VEC_IMAGE: [], VEC_TEXT: []}
+        owners: dict[_Task, None] = {}  # insertion-ordered set of unfinished tasks
+        window = max(2, self.config.workers * 2)
+        with ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="decode") as pool:
+            inflight: deque[tuple[_Piece, Future[list[Unit]]]] = deque()
+            pieces = self._pieces(plan.tasks, maker)
+            exhausted = False
+            while True:
+                while not exhausted and len(inflight) < window:
+                    piece = next(pieces, None)
+                    if piece is None:
+                        exhausted = True
+                        break
+                    inflight.append((piece, pool.submit(self._make_units, piece, maker)))
+                if not inflight:
+                    break
+                if self.should_stop():
+                    for _, fut in inflight:
+                        fut.cancel()
+                    break
+                piece, future = inflight.popleft()
+                task = piece.task
+                try:
+                    units = future.result()
+                except (PolylensError, OSError) as exc:
+                    units = []
+                    if not task.failed:
+                        task.failed = True
+                        self._fail(task.found.path, _reason(exc))
+                task.pieces_left -= 1
+                if task.failed:
+                    owners.pop(task, None)
+                    continue
+                task.unflushed += len(units)
+                task.items += len(units)
+                pending.extend(units)
+                owners[task] = None
+                while len(pending) >= self.config.batch_size:
+                    batch = pending[: self.config.batch_size]
+                    pending = pending[self.config.batch_size :]
+                    self._encode(batch, encoded)
+                if len(encoded[ITEMS]) >= self.config.commit_every:
+                    self._flush(encoded, owners, plan)
+            if pending:
+                self._encode(pending, encoded)
+                pending = []
+            self._flush(encoded, owners, plan, final=True)
+
+    def _encode(self, units: list[Unit], out: dict[str, list[dict[str, Any]]]) -> None:
+        if self.image_encoder is not None:
+            with_images = [u for u in units if u.image is not None]
+            if with_images:
+                t0 = time.perf_counter()
+                vectors = self.image_encoder.embed_images([u.image for u in with_images])
+                self.clock.add("encode_image", t0)
+                for unit, vector in zip(with_images, vectors, strict=True):
+                    out[VEC_IMAGE].append(
+                        {
+                            "id": unit.item_id,
+                            "item_id": unit.item_id,
+                            "content_hash": unit.content_hash,
+                            "kind": unit.kind,
+                            "vector": vector,
+                        }
+                    )
+        if self.text_encoder is not None:
+            texts: list[tuple[Unit, int, str]] = []
+            for unit in units:
+                for n, window in enumerate(windows(unit.text, self.config.text_vector_chars)):
+                    texts.append((unit, n, window))
+            if texts:
+                t0 = time.perf_counter()
+                vectors = self.text_encoder.embed_documents([t for _, _, t in texts])
+                self.clock.add("encode_text", t0)
+                for (unit, n, _), vector in zip(texts, vectors, strict=True):
+                    out[VEC_TEXT].append(
+                        {
+                            "id": f"{unit.item_id}#w{n}",
+                            "item_id": unit.item_id,
+                            "content_hash": unit.content_hash,
+                            "kind": unit.kind,
+                            "vector": vector,
+                        }
+                    )
+        for unit in units:
+            out[ITEMS].append(
+                {
+                    "id": unit.item_id,
+                    "content_hash": unit.content_hash,
+                    "kind": unit.kind,
+                    "page": unit.page,
+                    "chunk": unit.chunk,
+                    "text": unit.text,
+                    "text_source": unit.text_source,
+                    "width": unit.width,
+                    "height": unit.height,
+                }
+            )
+            unit.image = None  # release pixels as soon as they are encoded
+        self.events.units_encoded(len(units))
+
+    def _flush(
+        self,
+        encoded: dict[str, list[dict[str, Any]]],
+        owners: dict[_Task, None],
+        plan: _Plan,
+        *,
+        final: bool = False,
+    ) -> None:
+        t0 = time.perf_counter()
+        # vectors, then items, then files: each visible only once what it points at is.
+        for collection in (VEC_IMAGE, VEC_TEXT, ITEMS):
+            for part in chunked(encoded[collection], 4096):
+                self.store.upsert(collection, part)
+        self.summary.items_written += len(encoded[ITEMS])
+        by_hash: dict[str, int] = {}
+        for row in encoded[ITEMS]:
+            by_hash[row["content_hash"]] = by_hash.get(row["content_hash"], 0) + 1
+        for rows in encoded.values():
+            rows.clear()
+        file_rows: list[dict[str, Any]] = []
+        done: list[_Task] = []
+        for task in list(owners):
+            task.unflushed -= by_hash.get(task.content_hash, 0)
+            if task.failed:
+                owners.pop(task, None)
+            elif task.complete:
+                total = task.items + len(task.skip)
+                file_rows.append(self._file_row(task.found, task.content_hash, task.file_kind, total))
+                done.append(task)
+                owners.pop(task, None)
+        finished = {t.content_hash: t for t in done}
+        for row in list(self._pending_copies):
+            source = finished.get(row["content_hash"])
+            if source is not None:
+                row.pop("_pending_task", None)
+                row["n_items"] = source.items + len(source.skip)
+                file_rows.append(row)
+                self._pending_copies.remove(row)
+        if final:
+            file_rows.extend(plan.direct_rows)
+            plan.direct_rows = []
+            for row in self._pending_copies:
+                self._fail(row["path"], "same content as a file that failed in this run")
+                plan.failed_paths.add(row["path"])
+            self._pending_copies = []
+        if file_rows:
+            self.store.upsert(FILES, file_rows)
+        for task in done:
+            task.written = True
+            if task.status == "added":
+                self.summary.added += 1
+            else:
+                self.summary.updated += 1
+            self.events.file_done(task.found.path, task.items + len(task.skip))
+        self.clock.add("write", t0)
+
+    # -- removal and garbage collection ------------------------------------------------
+    def _remove_vanished(
+        self, roots: Sequence[str], known: dict[str, dict[str, Any]], plan: _Plan
+    ) -> None:
+        stale: list[str] = []
+        for path, row in known.items():
+            if not under_any(path, roots):
+                continue
+            if any(under_any(path, [d]) for d in plan.unreadable_dirs):
+                continue  # a directory we could not list is not evidence of deletion
+            if path not in plan.seen_paths:
+                stale.append(path)
+            elif path in plan.failed_paths:
+                stale.append(path)  # changed into something unreadable: old content is gone
+        if stale:
+            self.store.delete(FILES, Filter(paths=tuple(stale)))
+        self.summary.removed += sum(
+            1 for p in stale if p not in self._claimed and p not in plan.failed_paths
+        )
+
+    def _collect_garbage(self) -> None:
+        t0 = time.perf_counter()
+        referenced = self.store.distinct(FILES, "content_hash")
+        for collection in (ITEMS, VEC_IMAGE, VEC_TEXT):
+            if not self.store.has_collection(collection):
+                continue
+            orphaned = self.store.distinct(collection, "content_hash") - referenced
+            if orphaned:
+                self.store.delete(collection, Filter(content_hashes=tuple(sorted(orphaned))))
+        self.clock.add("gc", t0)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc)

@@ -1,0 +1,151 @@
+"""Turn one file (or a range of PDF pages) into indexable units.
+
+This is the *decode* stage: it runs on worker threads ahead of the encoders, so it must
+only read files, decode, render and OCR, never touch the store or the models' state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from polylens.config import IndexConfig
+from polylens.encoders.ocr import RapidOcr
+from polylens.errors import CorruptFileError
+from polylens.ingest.images import load_image
+from polylens.ingest.pdf import PdfFile, has_text_layer
+from polylens.ingest.text import decode_text, split_passages
+
+MAX_TEXT_BYTES = 64 << 20
+CLIP_RENDER_SIDE = 1024
+OCR_RENDER_SIDE = 2400
+
+
+@dataclass
+class Unit:
+    item_id: str
+    content_hash: str
+    kind: str
+    page: int | None = None
+    chunk: int | None = None
+    text: str = ""
+    text_source: str | None = None
+    image: Any = None  # PIL image for the image-text model, or None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class StageClock:
+    """Seconds spent per stage, summed over threads (so it can exceed wall time)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + (time.perf_counter() - started)
+
+
+def item_id(content_hash: str, kind: str, number: int | None) -> str:
+    if kind == "image":
+        return f"{content_hash}:i"
+    if kind == "page":
+        return f"{content_hash}:p{number}"
+    return f"{content_hash}:t{number}"
+
+
+class UnitMaker:
+    def __init__(
+        self, config: IndexConfig, *, want_images: bool, ocr: RapidOcr | None, clock: StageClock
+    ) -> None:
+        self.config = config
+        self.want_images = want_images
+        self.ocr = ocr
+        self.clock = clock
+
+    def pdf_page_count(self, path: str) -> int:
+        with PdfFile(path, max_pages=self.config.max_pdf_pages) as pdf:
+            return pdf.page_count
+
+    def image(self, path: str, content_hash: str) -> list[Unit]:
+        started = time.perf_counter()
+        image = load_image(
+            path, max_pixels=self.config.max_image_pixels, max_side=self.config.max_image_side
+        )
+        self.clock.add("decode", started)
+        text = ""
+        if self.ocr is not None:
+            started = time.perf_counter()
+            text = self.ocr.read(image)
+            self.clock.add("ocr", started)
+        width, height = image.size
+        return [
+            Unit(
+                item_id(content_hash, "image", None),
+                content_hash,
+                "image",
+                text=text,
+                text_source="ocr" if text else None,
+                image=image if self.want_images else None,
+                width=width,
+                height=height,
+            )
+        ]
+
+    def pdf_pages(self, path: str, content_hash: str, pages: range, skip: set[str]) -> list[Unit]:
+        units: list[Unit] = []
+        started = time.perf_counter()
+        with PdfFile(path, max_pages=self.config.max_pdf_pages) as pdf:
+            for index in pages:
+                number = index + 1
+                uid = item_id(content_hash, "page", number)
+                if uid in skip:
+                    continue
+                text = pdf.page_text(index)
+                source = "layer"
+                image = None
+                if not has_text_layer(text) and self.ocr is not None:
+                    scan = pdf.render(index, dpi=self.config.pdf_ocr_dpi, max_side=OCR_RENDER_SIDE)
+                    self.clock.add("decode", started)
+                    started = time.perf_counter()
+                    text = self.ocr.read(scan)
+                    self.clock.add("ocr", started)
+                    started = time.perf_counter()
+                    source = "ocr"
+                    if self.want_images:
+                        scan.thumbnail((CLIP_RENDER_SIDE, CLIP_RENDER_SIDE))
+                        image = scan
+                elif self.want_images:
+                    image = pdf.render(
+                        index, dpi=self.config.pdf_render_dpi, max_side=CLIP_RENDER_SIDE
+                    )
+                units.append(
+                    Unit(
+                        uid,
+                        content_hash,
+                        "page",
+                        page=number,
+                        text=text,
+                        text_source=source if text else None,
+                        image=image,
+                        width=image.size[0] if image is not None else None,
+                        height=image.size[1] if image is not None else None,
+                    )
+                )
+        self.clock.add("decode", started)
+        return units
+
+    def text(self, path: str, content_hash: str, size: int) -> list[Unit]:
+        if size > MAX_TEXT_BYTES:
+            raise CorruptFileError(
+                f"text file is {size:,} bytes, over the {MAX_TEXT_BYTES:,}-byte limit"
+            )
+        started = time.perf_counter()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_TEXT_BYTES + 1)
+        passages = split_passages(decode_text(data), self.config.passage_chars)
+        self.clock.add("decode", started)
+        return [
+            Unit(item_id(content_hash, "text", n), content_hash, "text", chunk=n, text=p, text_source="file")
+            for n, p in enumerate(passages)
+        ]

@@ -1,0 +1,105 @@
+"""What an index remembers about how it was built, kept beside the data.
+
+``index.json`` records the schema version, the models whose vectors the index holds
+(name as given, what it resolved to, dimension) and the roots that were indexed. Opening
+an index rebuilds its query encoders from this record, and a run that asks for other
+models is refused with a message, so vectors from two models never mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polylens.errors import IndexMismatchError, StoreError
+from polylens.store.schema import SCHEMA_VERSION
+
+META_FILE = "index.json"
+LAST_RUN_FILE = "last_run.json"
+
+
+@dataclass
+class ModelRecord:
+    name: str
+    resolved: str | None = None
+    dim: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ModelRecord | None:
+        return None if data is None else cls(**data)
+
+
+@dataclass
+class IndexMeta:
+    schema_version: int = SCHEMA_VERSION
+    created_at: float = field(default_factory=time.time)
+    image_model: ModelRecord | None = None
+    text_model: ModelRecord | None = None
+    roots: list[str] = field(default_factory=list)
+    polylens_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexMeta:
+        return cls(
+            schema_version=int(data.get("schema_version", 0)),
+            created_at=float(data.get("created_at", 0.0)),
+            image_model=ModelRecord.from_dict(data.get("image_model")),
+            text_model=ModelRecord.from_dict(data.get("text_model")),
+            roots=list(data.get("roots", [])),
+            polylens_version=str(data.get("polylens_version", "")),
+        )
+
+
+def read_meta(index_dir: Path) -> IndexMeta | None:
+    path = index_dir / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        meta = IndexMeta.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise IndexMismatchError(f"{path} is not a valid polylens index record: {exc}") from exc
+    if meta.schema_version != SCHEMA_VERSION:
+        raise IndexMismatchError(
+            f"the index at {index_dir} has schema version {meta.schema_version}, this polylens "
+            f"reads version {SCHEMA_VERSION}. Build a new index with `polylens index PATHS "
+            f"--index NEW_DIR`."
+        )
+    return meta
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write-then-rename so a crash never leaves a half-written file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc}") from exc
+
+
+def write_meta(index_dir: Path, meta: IndexMeta) -> None:
+    write_json_atomic(index_dir / META_FILE, meta.to_dict())
+
+
+def check_model(role: str, recorded: ModelRecord | None, requested: str, index_dir: Path) -> None:
+    """Refuse a model other than the one whose vectors the index already holds."""
+    if recorded is None or recorded.name == requested:
+        return
+    raise IndexMismatchError(
+        f"the index at {index_dir} holds {role} vectors from {recorded.name!r}, "
+        f"but {requested!r} was requested. Vectors from two models cannot be mixed. "
+        f"Either drop the flag to keep using {recorded.name!r}, or build a separate index: "
+        f"`polylens index PATHS --index NEW_DIR --{role}-model {requested}`."
+    )

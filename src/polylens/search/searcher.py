@@ -1,0 +1,172 @@
+"""Query planning: which retrievers a query runs, fused, then resolved to typed hits.
+
+* text query  -> image-text (CLIP text tower vs image/page vectors), dense text, BM25
+* image query -> image -> image
+* image + text -> a composed image-text vector (weighted sum of both embeddings), plus
+  dense text and BM25 for the text part, weighted by the text's share.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from polylens.config import IndexConfig
+from polylens.encoders.base import ImageTextEncoder, TextEncoder, normalise
+from polylens.errors import InputError
+from polylens.search.fusion import reciprocal_rank_fusion
+from polylens.search.snippets import snippet
+from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
+from polylens.types import KINDS, Hit
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    text: str | None = None
+    image: Any = None  # PIL image
+    k: int = 10
+    kinds: tuple[str, ...] | None = None
+    offset: int = 0
+
+
+class Searcher:
+    def __init__(
+        self,
+        store: Store,
+        config: IndexConfig,
+        *,
+        image_encoder: ImageTextEncoder | None,
+        text_encoder: TextEncoder | None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+
+    def search(self, request: SearchRequest) -> list[Hit]:
+        text = (request.text or "").strip()
+        if not text and request.image is None:
+            raise InputError("a search needs a text query, an image, or both")
+        if request.k < 1:
+            raise InputError("k must be at least 1")
+        if request.kinds:
+            unknown = set(request.kinds) - set(KINDS)
+            if unknown:
+                raise InputError(f"unknown kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
+        where = Filter(kinds=tuple(request.kinds)) if request.kinds else None
+        wanted = request.k + request.offset
+        depth = max(50, 3 * wanted)
+        ranked, weights = self._retrieve(text, request.image, depth, where)
+        fused = reciprocal_rank_fusion(ranked, weights=weights, k=self.config.rrf_k)
+        return self._resolve(fused, text, request.offset, request.k)
+
+    # -- retrieval -----------------------------------------------------------------
+    def _retrieve(
+        self, text: str, image: Image.Image | None, depth: int, where: Filter | None
+    ) -> tuple[dict[str, list[str]], dict[str, float]]:
+        cfg = self.config
+        ranked: dict[str, list[str]] = {}
+        weights: dict[str, float] = {}
+        text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
+        has_images = self.image_encoder is not None and self.store.has_collection(VEC_IMAGE)
+        if image is not None and not has_images:
+            raise InputError(
+                "this index has no image embeddings, so it cannot be searched by image "
+                "(the image-text model was unavailable or disabled when it was built)"
+            )
+        if has_images:
+            assert self.image_encoder is not None
+            vector = None
+            if image is not None:
+                vector = self.image_encoder.embed_images([image])[0]
+                if text:
+                    query = self.image_encoder.embed_queries([text])[0]
+                    w = cfg.image_query_weight
+                    vector = normalise(w * vector + (1.0 - w) * query)[0]
+            elif text:
+                vector = self.image_encoder.embed_queries([text])[0]
+            if vector is not None:
+                rows = self.store.search_vector(VEC_IMAGE, vector, depth, where)
+                ranked["image"] = [r.row["item_id"] for r in rows]
+                weights["image"] = cfg.weight_image
+        if text and self.text_encoder is not None and self.store.has_collection(VEC_TEXT):
+            vector = self.text_encoder.embed_queries([text])[0]
+            rows = self.store.search_vector(VEC_TEXT, vector, depth * 3, where)
+            ranked["text"] = _dedupe([r.row["item_id"] for r in rows])[:depth]
+            weights["text"] = cfg.weight_text * text_share
+        if text:
+            rows = self.store.search_text(ITEMS, text, depth, where)
+            ranked["bm25"] = [r.row["id"] for r in rows]
+            weights["bm25"] = cfg.weight_bm25 * text_share
+        return ranked, weights
+
+    # -- resolution ----------------------------------------------------------------
+    def _resolve(self, fused: Sequence[Any], text: str, offset: int, k: int) -> list[Hit]:
+        hits: list[Hit] = []
+        position = 0
+        # Resolve in slices: candidates whose file row is not committed yet are skipped,
+        # so a concurrent indexing run never surfaces half-written content.
+        for start in range(0, len(fused), max(k, 32)):
+            window = fused[start : start + max(k, 32)]
+            items = {
+                row["id"]: row
+                for row in self.store.get(ITEMS, Filter(ids=tuple(f.id for f in window)))
+            }
+            hashes = tuple({row["content_hash"] for row in items.values()})
+            paths: dict[str, list[str]] = {}
+            if hashes:
+                for row in self.store.get(FILES, Filter(content_hashes=hashes), ["path", "content_hash"]):
+                    paths.setdefault(row["content_hash"], []).append(row["path"])
+            for entry in window:
+                item = items.get(entry.id)
+                if item is None or item["content_hash"] not in paths:
+                    continue
+                position += 1
+                if position <= offset:
+                    continue
+                file_paths = sorted(paths[item["content_hash"]])
+                hits.append(
+                    Hit(
+                        id=item["id"],
+                        path=file_paths[0],
+                        kind=item["kind"],
+                        page=item["page"],
+                        chunk=item["chunk"],
+                        score=round(float(entry.score), 6),
+                        snippet=snippet(item["text"], text) if item["text"] else None,
+                        content_hash=item["content_hash"],
+                        other_paths=tuple(file_paths[1:]),
+                        sources=dict(entry.ranks),
+                    )
+                )
+                if len(hits) >= k:
+                    return hits
+        return hits
+
+
+def _dedupe(ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for i in ids:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def as_image(data: bytes | str, *, max_pixels: int, max_side: int) -> Image.Image:
+    from polylens.ingest.images import load_image
+
+    return load_image(data, max_pixels=max_pixels, max_side=max_side)
+
+
+__all__ = ["SearchRequest", "Searcher", "as_image", "np"]

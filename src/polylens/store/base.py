@@ -1,0 +1,118 @@
+"""The small, batch-first interface every storage engine implements.
+
+Ingest and search talk only to this interface, so a distributed engine (Qdrant) can be
+added beside the embedded LanceDB store without touching either. Filters are typed
+values, not SQL, so each engine translates them into its own query language.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Collection names used by polylens. Each engine creates them with the schemas in
+# polylens.store.schema.
+FILES = "files"
+ITEMS = "items"
+VEC_IMAGE = "vec_image"
+VEC_TEXT = "vec_text"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Conjunction of optional constraints; ``None`` means "no constraint"."""
+
+    kinds: tuple[str, ...] | None = None
+    content_hashes: tuple[str, ...] | None = None
+    ids: tuple[str, ...] | None = None
+    paths: tuple[str, ...] | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.kinds, self.content_hashes, self.ids, self.paths))
+
+
+@dataclass(frozen=True)
+class ScoredRow:
+    """A search result from one collection: higher ``score`` is better."""
+
+    row: dict[str, Any]
+    score: float
+
+
+class Store(ABC):
+    """Upsert / delete / search / count / close over named collections."""
+
+    @abstractmethod
+    def ensure_collection(self, name: str, *, vector_dim: int | None = None) -> None:
+        """Create ``name`` if missing. Vector collections need ``vector_dim``."""
+
+    @abstractmethod
+    def has_collection(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def vector_dim(self, name: str) -> int | None:
+        """The dimension of a vector collection, ``None`` if it does not exist."""
+
+    @abstractmethod
+    def upsert(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows, replacing rows with the same key (``path`` for files, else ``id``)."""
+
+    @abstractmethod
+    def delete(self, name: str, where: Filter) -> None:
+        """Delete matching rows. An empty filter is refused, to protect against accidents."""
+
+    @abstractmethod
+    def get(
+        self, name: str, where: Filter | None = None, columns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows matching ``where`` (all rows if ``None``), only ``columns`` if given."""
+
+    @abstractmethod
+    def search_vector(
+        self, name: str, vector: np.ndarray, k: int, where: Filter | None = None
+    ) -> list[ScoredRow]:
+        """Nearest rows by cosine similarity (score = similarity)."""
+
+    @abstractmethod
+    def search_text(
+        self, name: str, query: str, k: int, where: Filter | None = None
+    ) -> list[ScoredRow]:
+        """BM25 full-text search over the collection's ``text`` column."""
+
+    @abstractmethod
+    def count(self, name: str, where: Filter | None = None) -> int: ...
+
+    @abstractmethod
+    def optimize(self, *, ann_min_rows: int) -> None:
+        """Fold new rows into indexes; build ANN indexes for collections big enough."""
+
+    @abstractmethod
+    def size_bytes(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def distinct(self, name: str, column: str) -> set[Any]:
+        """Distinct values of one column. Engines may override with something faster."""
+        return {row[column] for row in self.get(name, None, [column])}
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def chunked(values: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

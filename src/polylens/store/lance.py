@@ -1,0 +1,278 @@
+"""The embedded default store: LanceDB tables in the index directory.
+
+Every write is one LanceDB commit (a new table version), so a process killed mid-write
+leaves the previous version intact. Readers in other processes see new versions on
+their next query (``read_consistency_interval=0``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from polylens._lazy import import_or_raise
+from polylens.errors import StoreError
+from polylens.store.base import ITEMS, Filter, ScoredRow, Store, chunked
+from polylens.store.schema import fixed_schema, key_of, vector_schema
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_FTS_OPTIONS = dict(
+    use_tantivy=False,
+    language="English",
+    stem=True,
+    remove_stop_words=True,
+    lower_case=True,
+    ascii_folding=True,
+)
+_IN_CHUNK = 400
+
+
+def _wrap(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn storage-engine failures into StoreError with the cause kept."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"index storage failed during {fn.__name__}: {exc}") from exc
+
+    return inner
+
+
+def _quote(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _in(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(_quote(v) for v in values)})"
+
+
+def _sql(where: Filter | None) -> list[str]:
+    """One SQL predicate per chunk of the largest IN-list, so no predicate grows unbounded."""
+    if where is None or where.is_empty():
+        return [""]
+    fixed: list[str] = []
+    big: tuple[str, tuple[str, ...]] | None = None
+    for column, values in (
+        ("kind", where.kinds),
+        ("content_hash", where.content_hashes),
+        ("id", where.ids),
+        ("path", where.paths),
+    ):
+        if values is None:
+            continue
+        if not values:
+            return []  # an empty IN-list matches nothing
+        if len(values) > _IN_CHUNK and big is None:
+            big = (column, values)
+        else:
+            fixed.append(_in(column, values))
+    if big is None:
+        return [" AND ".join(fixed)]
+    column, values = big
+    return [" AND ".join([*fixed, _in(column, list(part))]) for part in chunked(values, _IN_CHUNK)]
+
+
+class LanceStore(Store):
+    def __init__(self, directory: Path) -> None:
+        lancedb = import_or_raise("lancedb")
+        self.directory = directory
+        try:
+            self._db = lancedb.connect(str(directory), read_consistency_interval=timedelta(0))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"cannot open the index store at {directory}: {exc}") from exc
+        self._tables: dict[str, Any] = {}
+
+    # -- collections ---------------------------------------------------------------
+    def _names(self) -> set[str]:
+        result = self._db.list_tables()
+        names = getattr(result, "tables", result)
+        return set(names)
+
+    def _table(self, name: str) -> Any:
+        table = self._tables.get(name)
+        if table is None:
+            try:
+                table = self._db.open_table(name)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                raise StoreError(f"collection {name!r} does not exist in {self.directory}") from exc
+            self._tables[name] = table
+        return table
+
+    def has_collection(self, name: str) -> bool:
+        return name in self._tables or name in self._names()
+
+    @_wrap
+    def ensure_collection(self, name: str, *, vector_dim: int | None = None) -> None:
+        if self.has_collection(name):
+            return
+        schema = fixed_schema(name)
+        if schema is None:
+            if vector_dim is None:
+                raise StoreError(f"vector collection {name!r} needs a dimension")
+            schema = vector_schema(vector_dim)
+        table = self._db.create_table(name, schema=schema, exist_ok=True)
+        if name == ITEMS:
+            table.create_fts_index("text", replace=True, **_FTS_OPTIONS)
+        self._tables[name] = table
+
+    def vector_dim(self, name: str) -> int | None:
+        if not self.has_collection(name):
+            return None
+        field = self._table(name).schema.field("vector")
+        return int(field.type.list_size)
+
+    # -- writes --------------------------------------------------------------------
+    @_wrap
+    def upsert(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        table = self._table(name)
+        data = pa.Table.from_pylist(list(rows), schema=table.schema)
+        key = key_of(name)
+        (
+            table.merge_insert(key)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+
+    @_wrap
+    def delete(self, name: str, where: Filter) -> None:
+        if where.is_empty():
+            raise StoreError("refusing to delete with an empty filter")
+        if not self.has_collection(name):
+            return
+        table = self._table(name)
+        for predicate in _sql(where):
+            if predicate:
+                table.delete(predicate)
+
+    # -- reads ---------------------------------------------------------------------
+    @_wrap
+    def get(
+        self, name: str, where: Filter | None = None, columns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        if not self.has_collection(name):
+            return []
+        table = self._table(name)
+        rows: list[dict[str, Any]] = []
+        for predicate in _sql(where):
+            query = table.search()
+            if predicate:
+                query = query.where(predicate)
+            if columns:
+                query = query.select(list(columns))
+            rows.extend(query.limit(None).to_arrow().to_pylist())
+        return rows
+
+    @_wrap
+    def distinct(self, name: str, column: str) -> set[Any]:
+        if not self.has_collection(name):
+            return set()
+        arrow = self._table(name).search().select([column]).limit(None).to_arrow()
+        return set(arrow.column(column).unique().to_pylist())
+
+    @_wrap
+    def search_vector(
+        self, name: str, vector: np.ndarray, k: int, where: Filter | None = None
+    ) -> list[ScoredRow]:
+        if not self.has_collection(name) or k <= 0:
+            return []
+        table = self._table(name)
+        predicates = _sql(where)
+        if not predicates:
+            return []
+        found: list[ScoredRow] = []
+        for predicate in predicates:
+            query = (
+                table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+                .distance_type("cosine")
+                .select(["id", "item_id", "content_hash", "kind", "_distance"])
+                .limit(k)
+            )
+            if predicate:
+                query = query.where(predicate, prefilter=True)
+            for row in query.to_arrow().to_pylist():
+                distance = row.pop("_distance")
+                found.append(ScoredRow(row=row, score=1.0 - float(distance)))
+        found.sort(key=lambda r: -r.score)
+        return found[:k]
+
+    @_wrap
+    def search_text(
+        self, name: str, query: str, k: int, where: Filter | None = None
+    ) -> list[ScoredRow]:
+        if not self.has_collection(name) or k <= 0 or not query.strip():
+            return []
+        table = self._table(name)
+        predicates = _sql(where)
+        if not predicates:
+            return []
+        found: list[ScoredRow] = []
+        for predicate in predicates:
+            builder = (
+                table.search(query, query_type="fts", fts_columns="text")
+                .select(["id", "content_hash", "kind", "_score"])
+                .limit(k)
+            )
+            if predicate:
+                builder = builder.where(predicate, prefilter=True)
+            for row in builder.to_arrow().to_pylist():
+                score = row.pop("_score")
+                found.append(ScoredRow(row=row, score=float(score)))
+        found.sort(key=lambda r: -r.score)
+        return found[:k]
+
+    @_wrap
+    def count(self, name: str, where: Filter | None = None) -> int:
+        if not self.has_collection(name):
+            return 0
+        table = self._table(name)
+        predicates = _sql(where)
+        total = 0
+        for predicate in predicates:
+            total += table.count_rows(predicate) if predicate else table.count_rows()
+        return total
+
+    # -- maintenance ---------------------------------------------------------------
+    @_wrap
+    def optimize(self, *, ann_min_rows: int) -> None:
+        for name in sorted(self._names()):
+            table = self._table(name)
+            if name.startswith("vec_") and table.count_rows() >= ann_min_rows:
+                has_vector_index = any(
+                    "vector" in idx.columns for idx in table.list_indices()
+                )
+                if not has_vector_index:
+                    log.info("building ANN index for %s", name)
+                    table.create_index(
+                        metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ"
+                    )
+            table.optimize(cleanup_older_than=timedelta(hours=1))
+
+    def size_bytes(self) -> int:
+        total = 0
+        for path in self.directory.rglob("*"):
+            try:
+                if path.is_file():
+                    total += path.stat().st_size
+            except OSError:
+                continue
+        return total
+
+    def close(self) -> None:
+        self._tables.clear()

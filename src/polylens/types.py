@@ -1,0 +1,101 @@
+"""Typed values that cross module boundaries: hits, run summaries, index status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["image", "page", "text"]
+KINDS: tuple[str, ...] = ("image", "page", "text")
+
+FileKind = Literal["image", "pdf", "text"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result, best first in a result list.
+
+    ``page`` is 1-based for PDF pages and ``None`` otherwise; ``chunk`` numbers the
+    passages of a text file (0-based) and is ``None`` for images and pages.
+    ``sources`` names the retrievers that found the item (``image``, ``text``, ``bm25``)
+    with the item's rank in each, so a user can see why it matched.
+    """
+
+    id: str
+    path: str
+    kind: str
+    page: int | None
+    score: float
+    snippet: str | None = None
+    chunk: int | None = None
+    content_hash: str = ""
+    other_paths: tuple[str, ...] = ()
+    sources: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["other_paths"] = list(self.other_paths)
+        return data
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    path: str
+    reason: str
+
+
+@dataclass
+class RunSummary:
+    """What one ``index`` run did. ``moved`` files kept their embeddings."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    items_written: int = 0
+    seconds: float = 0.0
+    failures: list[FileFailure] = field(default_factory=list)
+    skipped_files: list[FileFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        data = dict(data)
+        data["failures"] = [FileFailure(**f) for f in data.get("failures", [])]
+        data["skipped_files"] = [FileFailure(**f) for f in data.get("skipped_files", [])]
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model as the index records it; ``available`` is False when it could not load."""
+
+    role: str
+    name: str
+    resolved: str | None
+    dim: int | None
+    available: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    path: str
+    files: int
+    items: dict[str, int]
+    models: list[ModelInfo]
+    roots: list[str]
+    size_bytes: int
+    schema_version: int
+    last_run: RunSummary | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
