@@ -8,7 +8,9 @@ from types import ModuleType
 from polylens.errors import MissingExtraError
 
 
-def import_or_raise(module: str, *, package: str | None = None, extra: str | None = None) -> ModuleType:
+def import_or_raise(
+    module: str, *, package: str | None = None, extra: str | None = None
+) -> ModuleType:
     """Import ``module`` or raise MissingExtraError saying what to install."""
     try:
         return importlib.import_module(module)

@@ -65,7 +65,9 @@ class IndexConfig:
         for name in ("batch_size", "commit_every", "workers", "passage_chars", "max_image_side"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
+            "cuda:"
+        ):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if not 0.0 <= self.image_query_weight <= 1.0:
             raise ConfigError("image_query_weight must be between 0 and 1")

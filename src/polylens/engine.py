@@ -40,8 +40,8 @@ from polylens.meta import (
     write_json_atomic,
     write_meta,
 )
-from polylens.search.searcher import SearchRequest, Searcher, as_image
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
+from polylens.search.searcher import Searcher, SearchRequest, as_image
+from polylens.store.base import FILES, ITEMS, Filter, Store
 from polylens.store.lance import LanceStore
 from polylens.types import KINDS, Hit, IndexStatus, ModelInfo, RunSummary
 
@@ -86,6 +86,7 @@ class Index:
         self._text_encoder: Any = _UNSET
         self._ocr: RapidOcr | None = None
         self.warnings: list[str] = []
+        self._load_errors: dict[str, str] = {}
 
     # -- settings and models ----------------------------------------------------------
     def _effective_config(self, explicit: dict[str, Any]) -> IndexConfig:
@@ -111,12 +112,17 @@ class Index:
                 return None
             try:
                 self._image_encoder = self._registry.load_image_text(
-                    self.config.image_model, device=self.config.device, batch_size=self.config.batch_size
+                    self.config.image_model,
+                    device=self.config.device,
+                    batch_size=self.config.batch_size,
                 )
             except ModelNotAvailableError as exc:
-                message = f"image-text model unavailable, continuing without image embeddings: {exc}"
+                message = (
+                    f"image-text model unavailable, continuing without image embeddings: {exc}"
+                )
                 log.warning(message)
                 self.warnings.append(message)
+                self._load_errors["image"] = str(exc)
                 self._image_encoder = None
             if (
                 self._image_encoder is not None
@@ -138,12 +144,15 @@ class Index:
                 return None
             try:
                 self._text_encoder = self._registry.load_text(
-                    self.config.text_model, device=self.config.device, batch_size=self.config.batch_size
+                    self.config.text_model,
+                    device=self.config.device,
+                    batch_size=self.config.batch_size,
                 )
             except ModelNotAvailableError as exc:
                 message = f"text model unavailable, continuing with BM25 only: {exc}"
                 log.warning(message)
                 self.warnings.append(message)
+                self._load_errors["text"] = str(exc)
                 self._text_encoder = None
         return self._text_encoder
 
@@ -155,11 +164,16 @@ class Index:
             current = getattr(meta, f"{role}_model")
             if canonical == "none":
                 if current is None:
-                    setattr(meta, f"{role}_model", ModelRecord(name=name, resolved="none", dim=None))
+                    setattr(
+                        meta, f"{role}_model", ModelRecord(name=name, resolved="none", dim=None)
+                    )
                 continue
             dim = encoder.dim if encoder not in (None, _UNSET) else None
             if current is None or current.dim is None:
-                setattr(meta, f"{role}_model", ModelRecord(name=name, resolved=canonical, dim=dim))
+                record = ModelRecord(
+                    name=name, resolved=canonical, dim=dim, error=self._load_errors.get(role)
+                )
+                setattr(meta, f"{role}_model", record)
         meta.roots = sorted(set(meta.roots) | set(roots))
         meta.polylens_version = __version__
         write_meta(self.path, meta)
@@ -285,10 +299,7 @@ class Index:
         meta = self._meta
         items = {kind: self._store.count(ITEMS, Filter(kinds=(kind,))) for kind in KINDS}
         models = []
-        for role, record, collection in (
-            ("image", meta.image_model, VEC_IMAGE),
-            ("text", meta.text_model, VEC_TEXT),
-        ):
+        for role, record in (("image", meta.image_model), ("text", meta.text_model)):
             if record is None:
                 continue
             available = record.dim is not None
@@ -296,12 +307,12 @@ class Index:
             if record.resolved == "none":
                 reason = "disabled"
             elif not available:
-                reason = "could not be loaded when the index was built; see last run warnings"
+                reason = record.error or "could not be loaded when the index was built"
             models.append(
                 ModelInfo(role, record.name, record.resolved, record.dim, available, reason)
             )
-            del collection
-        models.append(ModelInfo("ocr", "rapidocr-onnxruntime" if self.config.ocr else "off", None, None, self.config.ocr))
+        ocr_name = "rapidocr-onnxruntime" if self.config.ocr else "off"
+        models.append(ModelInfo("ocr", ocr_name, None, None, self.config.ocr))
         last = None
         last_path = self.path / LAST_RUN_FILE
         if last_path.is_file():

@@ -28,6 +28,7 @@ class ModelRecord:
     name: str
     resolved: str | None = None
     dim: int | None = None
+    error: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ModelRecord | None:

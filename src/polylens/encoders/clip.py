@@ -40,7 +40,9 @@ def _features(output: Any, torch: Any, *attrs: str) -> Any:
 
 
 class TransformersImageText(ImageTextEncoder):
-    def __init__(self, name: str, path: Path, *, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(
+        self, name: str, path: Path, *, device: str = "auto", batch_size: int = 32
+    ) -> None:
         transformers = import_or_raise("transformers")
         self._torch = import_or_raise("torch")
         self.name = name
@@ -73,7 +75,9 @@ class TransformersImageText(ImageTextEncoder):
 
     def _embed_image_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
         torch = self._torch
-        inputs = self._image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")
+        inputs = self._image_processor(
+            images=[im.convert("RGB") for im in images], return_tensors="pt"
+        )
         pixels = inputs["pixel_values"].to(self.device, dtype=self._dtype)
         with self._lock, torch.inference_mode():
             out = self._model.get_image_features(pixel_values=pixels)

@@ -30,9 +30,7 @@ class RapidOcr:
     name = "rapidocr-onnxruntime"
 
     def __init__(self, *, presence_side: int = PRESENCE_SIDE) -> None:
-        self._module = import_or_raise(
-            "rapidocr_onnxruntime", package="rapidocr-onnxruntime"
-        )
+        self._module = import_or_raise("rapidocr_onnxruntime", package="rapidocr-onnxruntime")
         self._local = threading.local()
         self.presence_side = presence_side
 

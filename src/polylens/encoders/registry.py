@@ -125,7 +125,9 @@ class ModelRegistry:
             )
         return path
 
-    def load_image_text(self, name: str, *, device: str, batch_size: int) -> ImageTextEncoder | None:
+    def load_image_text(
+        self, name: str, *, device: str, batch_size: int
+    ) -> ImageTextEncoder | None:
         ref = self.parse("image", name)
         if ref is None:
             return None
@@ -135,7 +137,9 @@ class ModelRegistry:
             return FakeImageText(int(ref.target or 48))
         from polylens.encoders.clip import TransformersImageText
 
-        return TransformersImageText(name, self._local_path(ref), device=device, batch_size=batch_size)
+        return TransformersImageText(
+            name, self._local_path(ref), device=device, batch_size=batch_size
+        )
 
     def load_text(self, name: str, *, device: str, batch_size: int) -> TextEncoder | None:
         ref = self.parse("text", name)
@@ -147,4 +151,6 @@ class ModelRegistry:
             return FakeText(int(ref.target or 64))
         from polylens.encoders.sentence import SentenceTransformerText
 
-        return SentenceTransformerText(name, self._local_path(ref), device=device, batch_size=batch_size)
+        return SentenceTransformerText(
+            name, self._local_path(ref), device=device, batch_size=batch_size
+        )

@@ -19,7 +19,9 @@ from polylens.errors import ModelError
 
 
 class SentenceTransformerText(TextEncoder):
-    def __init__(self, name: str, path: Path, *, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(
+        self, name: str, path: Path, *, device: str = "auto", batch_size: int = 32
+    ) -> None:
         st = import_or_raise("sentence_transformers", package="sentence-transformers")
         self.name = name
         self.resolved = str(path)
@@ -31,7 +33,11 @@ class SentenceTransformerText(TextEncoder):
             )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load text model from {path}: {exc}") from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
         self.max_seq_length = int(getattr(self._model, "max_seq_length", 256) or 256)
         self._lock = threading.Lock()
         self.dim = int(dim) if dim else int(self._embed_batch(["x"], query=True).shape[1])

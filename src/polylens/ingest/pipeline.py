@@ -27,6 +27,7 @@ from polylens.config import IndexConfig
 from polylens.encoders.base import ImageTextEncoder, TextEncoder
 from polylens.encoders.ocr import RapidOcr
 from polylens.errors import InputError, PolylensError
+from polylens.ingest.sniff import sniff
 from polylens.ingest.sources import (
     FoundFile,
     WalkProblem,
@@ -37,7 +38,6 @@ from polylens.ingest.sources import (
 )
 from polylens.ingest.text import windows
 from polylens.ingest.units import StageClock, Unit, UnitMaker
-from polylens.ingest.sniff import sniff
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store, chunked
 from polylens.types import FileFailure, RunSummary
 
@@ -92,7 +92,6 @@ class _Plan:
     direct_rows: list[dict[str, Any]] = field(default_factory=list)
     seen_paths: set[str] = field(default_factory=set)
     unreadable_dirs: list[str] = field(default_factory=list)
-    failed_paths: set[str] = field(default_factory=set)
 
 
 class Ingestor:
@@ -120,6 +119,9 @@ class Ingestor:
         self.should_stop = should_stop or (lambda: False)
         self.clock = StageClock()
         self.summary = RunSummary()
+        self._failed_paths: set[str] = set()
+        self._claimed: set[str] = set()
+        self._pending_copies: list[dict[str, Any]] = []
 
     # -- public ----------------------------------------------------------------
     def run(self, roots: Sequence[str]) -> RunSummary:
@@ -153,6 +155,7 @@ class Ingestor:
             self.store.ensure_collection(VEC_TEXT, vector_dim=self.text_encoder.dim)
 
     def _fail(self, path: str, reason: str) -> None:
+        self._failed_paths.add(path)
         self.summary.failed += 1
         self.summary.failures.append(FileFailure(path, reason))
         self.events.file_failed(path, reason)
@@ -173,7 +176,6 @@ class Ingestor:
                 if entry.reason.startswith("cannot list directory"):
                     plan.unreadable_dirs.append(entry.path)
                 self._fail(entry.path, entry.reason)
-                plan.failed_paths.add(entry.path)
                 continue
             seen += 1
             if seen % 200 == 0:
@@ -192,14 +194,12 @@ class Ingestor:
                 digest, head = content_hash(entry.path)
             except OSError as exc:
                 self._fail(entry.path, f"cannot read: {exc.strerror or exc}")
-                plan.failed_paths.add(entry.path)
                 continue
             kind = sniff(head)
             if kind is None:
                 reason = "empty file" if entry.size == 0 else "content is not a supported type"
                 if has_media_extension(entry.path):
                     self._fail(entry.path, f"{reason} (the extension suggests one)")
-                    plan.failed_paths.add(entry.path)
                 else:
                     self.summary.skipped += 1
                     self.summary.skipped_files.append(FileFailure(entry.path, reason))
@@ -216,7 +216,11 @@ class Ingestor:
                 if "_pending_task" in reuse:  # same content as a file encoded in this run
                     row["_pending_task"] = reuse["_pending_task"]
                 plan.direct_rows.append(row)
-                if old is None and reuse["path"] not in claimed and not os.path.exists(reuse["path"]):
+                if (
+                    old is None
+                    and reuse["path"] not in claimed
+                    and not os.path.exists(reuse["path"])
+                ):
                     claimed.add(reuse["path"])
                     self.summary.moved += 1
                 elif old is None:
@@ -307,7 +311,9 @@ class Ingestor:
         encoded: dict[str, list[dict[str, Any]]] = {ITEMS: [], VEC_IMAGE: [], VEC_TEXT: []}
         owners: dict[_Task, None] = {}  # insertion-ordered set of unfinished tasks
         window = max(2, self.config.workers * 2)
-        with ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="decode") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.config.workers, thread_name_prefix="decode"
+        ) as pool:
             inflight: deque[tuple[_Piece, Future[list[Unit]]]] = deque()
             pieces = self._pieces(plan.tasks, maker)
             exhausted = False
@@ -432,7 +438,9 @@ class Ingestor:
                 owners.pop(task, None)
             elif task.complete:
                 total = task.items + len(task.skip)
-                file_rows.append(self._file_row(task.found, task.content_hash, task.file_kind, total))
+                file_rows.append(
+                    self._file_row(task.found, task.content_hash, task.file_kind, total)
+                )
                 done.append(task)
                 owners.pop(task, None)
         finished = {t.content_hash: t for t in done}
@@ -448,7 +456,6 @@ class Ingestor:
             plan.direct_rows = []
             for row in self._pending_copies:
                 self._fail(row["path"], "same content as a file that failed in this run")
-                plan.failed_paths.add(row["path"])
             self._pending_copies = []
         if file_rows:
             self.store.upsert(FILES, file_rows)
@@ -466,19 +473,19 @@ class Ingestor:
         self, roots: Sequence[str], known: dict[str, dict[str, Any]], plan: _Plan
     ) -> None:
         stale: list[str] = []
-        for path, row in known.items():
+        for path in known:
             if not under_any(path, roots):
                 continue
             if any(under_any(path, [d]) for d in plan.unreadable_dirs):
                 continue  # a directory we could not list is not evidence of deletion
             if path not in plan.seen_paths:
                 stale.append(path)
-            elif path in plan.failed_paths:
+            elif path in self._failed_paths:
                 stale.append(path)  # changed into something unreadable: old content is gone
         if stale:
             self.store.delete(FILES, Filter(paths=tuple(stale)))
         self.summary.removed += sum(
-            1 for p in stale if p not in self._claimed and p not in plan.failed_paths
+            1 for p in stale if p not in self._claimed and p not in self._failed_paths
         )
 
     def _collect_garbage(self) -> None:

@@ -42,9 +42,7 @@ def normalise_root(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
-def walk(
-    roots: Sequence[str], *, exclude: Sequence[str] = ()
-) -> Iterator[FoundFile | WalkProblem]:
+def walk(roots: Sequence[str], *, exclude: Sequence[str] = ()) -> Iterator[FoundFile | WalkProblem]:
     """Regular files under ``roots`` (sorted, hidden entries skipped, links not followed
     into directories, so symlink loops cannot trap the walk)."""
     excluded = {normalise_root(e) for e in exclude}

@@ -146,6 +146,13 @@ class UnitMaker:
         passages = split_passages(decode_text(data), self.config.passage_chars)
         self.clock.add("decode", started)
         return [
-            Unit(item_id(content_hash, "text", n), content_hash, "text", chunk=n, text=p, text_source="file")
+            Unit(
+                item_id(content_hash, "text", n),
+                content_hash,
+                "text",
+                chunk=n,
+                text=p,
+                text_source="file",
+            )
             for n, p in enumerate(passages)
         ]

@@ -124,7 +124,9 @@ class Searcher:
             hashes = tuple({row["content_hash"] for row in items.values()})
             paths: dict[str, list[str]] = {}
             if hashes:
-                for row in self.store.get(FILES, Filter(content_hashes=hashes), ["path", "content_hash"]):
+                for row in self.store.get(
+                    FILES, Filter(content_hashes=hashes), ["path", "content_hash"]
+                ):
                     paths.setdefault(row["content_hash"], []).append(row["path"])
             for entry in window:
                 item = items.get(entry.id)

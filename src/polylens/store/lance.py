@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _FTS_OPTIONS = dict(
-    use_tantivy=False,
     language="English",
     stem=True,
     remove_stop_words=True,
@@ -126,7 +125,9 @@ class LanceStore(Store):
             schema = vector_schema(vector_dim)
         table = self._db.create_table(name, schema=schema, exist_ok=True)
         if name == ITEMS:
-            table.create_fts_index("text", replace=True, **_FTS_OPTIONS)
+            from lancedb.index import FTS
+
+            table.create_index("text", config=FTS(**_FTS_OPTIONS), replace=True)
         self._tables[name] = table
 
     def vector_dim(self, name: str) -> int | None:
@@ -254,14 +255,12 @@ class LanceStore(Store):
         for name in sorted(self._names()):
             table = self._table(name)
             if name.startswith("vec_") and table.count_rows() >= ann_min_rows:
-                has_vector_index = any(
-                    "vector" in idx.columns for idx in table.list_indices()
-                )
+                has_vector_index = any("vector" in idx.columns for idx in table.list_indices())
                 if not has_vector_index:
                     log.info("building ANN index for %s", name)
-                    table.create_index(
-                        metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ"
-                    )
+                    from lancedb.index import IvfHnswSq
+
+                    table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
             table.optimize(cleanup_older_than=timedelta(hours=1))
 
     def size_bytes(self) -> int:

@@ -1,0 +1,3 @@
+from polylens.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""The `polylens` command line. One module per command; errors become exit codes."""
+
+from __future__ import annotations
+
+import typer
+
+from polylens.cli.index_cmd import index
+from polylens.cli.search_cmd import search
+from polylens.cli.status_cmd import status
+
+app = typer.Typer(
+    name="polylens",
+    help="Multimodal search over your own photos, PDFs, scans and text.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(index)
+app.command()(search)
+app.command()(status)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

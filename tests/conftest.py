@@ -1,0 +1,67 @@
+"""Shared fixtures: sample data, real scans, tiny real-architecture models, fast indexes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from polylens.engine import Index, open_index
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+
+FAST = dict(image_model="fake-clip", text_model="fake-text", ocr=False)
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def skimage_data() -> Path:
+    skimage = pytest.importorskip(
+        "skimage", reason="scikit-image provides the real scans; pip install scikit-image"
+    )
+    return Path(skimage.__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from _tiny_models import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from _tiny_models import make_tiny_siglip
+
+    return make_tiny_siglip(tmp_path_factory.mktemp("models") / "tiny-siglip")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A private copy of the sample data that a test may change."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SAMPLES, target)
+    return target
+
+
+@pytest.fixture
+def fast_index(tmp_path: Path) -> Iterator[Index]:
+    """An index with deterministic fake encoders and no OCR: logic tests in milliseconds."""
+    with open_index(tmp_path / "index", **FAST) as idx:
+        yield idx
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never touch the network: a hub model that is not cached fails fast."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
