@@ -178,6 +178,10 @@ class Index:
         meta.polylens_version = __version__
         write_meta(self.path, meta)
 
+    def _record_roots(self, roots: Iterable[str]) -> None:
+        self._meta.roots = sorted(set(self._meta.roots) | set(roots))
+        write_meta(self.path, self._meta)
+
     # -- writing ---------------------------------------------------------------------
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
@@ -213,26 +217,30 @@ class Index:
             if not os.path.exists(root):
                 raise InputError(f"{root} does not exist")
         with self._write_lock():
-            image_encoder = self._load_image_encoder(for_search=False)
-            text_encoder = self._load_text_encoder(for_search=False)
-            if self._meta.image_model and self._meta.image_model.dim and image_encoder is None:
-                self.warnings.append(
-                    "this index has image embeddings but the image model is unavailable now: "
-                    "files added in this run will not be searchable by image"
-                )
-            ocr = self._get_ocr() if self.config.ocr else None
-            self._record_models(roots)
+
+            def load_encoders() -> tuple[Any, Any, Any]:
+                image_encoder = self._load_image_encoder(for_search=False)
+                text_encoder = self._load_text_encoder(for_search=False)
+                if self._meta.image_model and self._meta.image_model.dim and image_encoder is None:
+                    self.warnings.append(
+                        "this index has image embeddings but the image model is unavailable "
+                        "now: files added in this run will not be searchable by image"
+                    )
+                ocr = self._get_ocr() if self.config.ocr else None
+                self._record_models(roots)
+                return image_encoder, text_encoder, ocr
+
             ingestor = Ingestor(
                 self._store,
                 self.config,
-                image_encoder=image_encoder,
-                text_encoder=text_encoder,
-                ocr=ocr,
+                load_encoders=load_encoders,
                 exclude=[str(self.path)],
                 events=events,
                 rehash=rehash,
             )
             summary = ingestor.run(roots)
+            if set(roots) - set(self._meta.roots):
+                self._record_roots(roots)
             summary.warnings.extend(self.warnings)
             write_json_atomic(self.path / LAST_RUN_FILE, summary.to_dict())
         return summary

@@ -29,7 +29,7 @@ def test_unavailable_image_model_degrades_to_text_search(tmp_path: Path, samples
         assert any("image-text model unavailable" in w for w in summary.warnings)
         status = idx.status()
         image = next(m for m in status.models if m.role == "image")
-        assert not image.available and "huggingface-cli download" in (image.reason or "")
+        assert not image.available and "hf download" in (image.reason or "")
         hits = idx.search("SQLite database engine", k=3)
         assert hits and hits[0].path.endswith("about-sqlite.md")
         assert "image" not in hits[0].sources

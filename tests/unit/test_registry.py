@@ -43,5 +43,5 @@ def test_missing_local_dir_says_what_to_do(tmp_path: Path) -> None:
 
 def test_uncached_hub_model_fails_fast_offline() -> None:
     # conftest sets HF_HUB_OFFLINE=1: no network is tried, and the message says what to do.
-    with pytest.raises(ModelNotAvailableError, match="huggingface-cli download"):
+    with pytest.raises(ModelNotAvailableError, match="hf download"):
         ModelRegistry().load_image_text("hf-hub:nobody/no-such-model", device="cpu", batch_size=2)

@@ -120,7 +120,7 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Index files and folders. Re-runs only do new or changed work; removed files leave the index."""
-    setup_logging(quiet or as_json)
+    setup_logging(True)  # warnings come back in the summary and are printed after it
     with cli_errors():
         idx = open_index(
             index_dir or default_index(),

@@ -34,15 +34,18 @@ _WEIGHT_PATTERNS = [
 def _offline_message(repo_id: str, why: str) -> str:
     return (
         f"model {repo_id!r} is not on this machine and cannot be downloaded ({why}). "
-        f"On a machine with internet run `huggingface-cli download {repo_id} --local-dir DIR`, "
+        f"On a machine with internet run `hf download {repo_id} --local-dir DIR`, "
         f"copy DIR here and pass it as the model (a local directory), or copy the Hugging Face "
         f"cache (~/.cache/huggingface) over. To index without it, pass `none` as the model."
     )
 
 
 def _hub_reachable() -> bool:
-    hub = import_or_raise("huggingface_hub")
-    endpoint = getattr(hub.constants, "ENDPOINT", "https://huggingface.co")
+    import_or_raise("huggingface_hub")
+    import importlib
+
+    constants = importlib.import_module("huggingface_hub.constants")
+    endpoint = getattr(constants, "ENDPOINT", "https://huggingface.co")
     parsed = urlparse(endpoint)
     host = parsed.hostname or "huggingface.co"
     port = parsed.port or (443 if parsed.scheme == "https" else 80)

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 PDF_PAGES_PER_PIECE = 8
 
+Encoders = tuple[ImageTextEncoder | None, TextEncoder | None, RapidOcr | None]
+
 
 class ProgressEvents:
     """Callbacks the pipeline calls; the CLI renders them, the library never prints."""
@@ -100,9 +102,7 @@ class Ingestor:
         store: Store,
         config: IndexConfig,
         *,
-        image_encoder: ImageTextEncoder | None,
-        text_encoder: TextEncoder | None,
-        ocr: RapidOcr | None,
+        load_encoders: Callable[[], Encoders],
         exclude: Sequence[str] = (),
         events: ProgressEvents | None = None,
         rehash: bool = False,
@@ -110,9 +110,10 @@ class Ingestor:
     ) -> None:
         self.store = store
         self.config = config
-        self.image_encoder = image_encoder
-        self.text_encoder = text_encoder
-        self.ocr = ocr
+        self._load_encoders = load_encoders
+        self.image_encoder: ImageTextEncoder | None = None
+        self.text_encoder: TextEncoder | None = None
+        self.ocr: RapidOcr | None = None
         self.exclude = list(exclude)
         self.events = events or ProgressEvents()
         self.rehash = rehash
@@ -126,13 +127,19 @@ class Ingestor:
     # -- public ----------------------------------------------------------------
     def run(self, roots: Sequence[str]) -> RunSummary:
         started = time.perf_counter()
-        self._ensure_collections()
+        self.store.ensure_collection(FILES)
+        self.store.ensure_collection(ITEMS)
         known = {row["path"]: row for row in self.store.get(FILES)}
         complete_hashes: dict[str, dict[str, Any]] = {}
         for row in known.values():
             complete_hashes.setdefault(row["content_hash"], row)
 
         plan = self._plan(roots, known, complete_hashes)
+        if plan.tasks:  # models load only when there is something to encode
+            t0 = time.perf_counter()
+            self.image_encoder, self.text_encoder, self.ocr = self._load_encoders()
+            self.clock.add("load_models", t0)
+            self._ensure_vector_collections()
         self._encode_and_write(plan)
         self._remove_vanished(roots, known, plan)
         self.events.finishing("collecting unreferenced items")
@@ -146,9 +153,7 @@ class Ingestor:
         return self.summary
 
     # -- plan --------------------------------------------------------------------
-    def _ensure_collections(self) -> None:
-        self.store.ensure_collection(FILES)
-        self.store.ensure_collection(ITEMS)
+    def _ensure_vector_collections(self) -> None:
         if self.image_encoder is not None:
             self.store.ensure_collection(VEC_IMAGE, vector_dim=self.image_encoder.dim)
         if self.text_encoder is not None:
