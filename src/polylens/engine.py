@@ -266,8 +266,13 @@ class Index:
         k: int = 10,
         kind: str | Iterable[str] | None = None,
         offset: int = 0,
+        retrievers: Iterable[str] | None = None,
     ) -> list[Hit]:
-        """Search by text, by image (a path, bytes or PIL image), or both."""
+        """Search by text, by image (a path, bytes or PIL image), or both.
+
+        ``retrievers`` limits fusion to some of ``image``, ``text`` and ``bm25``
+        (evaluation compares them; users rarely need it).
+        """
         kinds: tuple[str, ...] | None
         if kind is None:
             kinds = None
@@ -300,7 +305,14 @@ class Index:
             text_encoder=self._load_text_encoder(for_search=True),
         )
         return searcher.search(
-            SearchRequest(text=query, image=picture, k=k, kinds=kinds, offset=offset)
+            SearchRequest(
+                text=query,
+                image=picture,
+                k=k,
+                kinds=kinds,
+                offset=offset,
+                retrievers=tuple(retrievers) if retrievers is not None else None,
+            )
         )
 
     def status(self) -> IndexStatus:

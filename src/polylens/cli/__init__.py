@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from polylens.cli.eval_cmd import eval_
 from polylens.cli.index_cmd import index
 from polylens.cli.search_cmd import search
 from polylens.cli.status_cmd import status
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command()(index)
 app.command()(search)
 app.command()(status)
+app.command(name="eval")(eval_)
 
 
 def main() -> None:

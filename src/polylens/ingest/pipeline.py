@@ -203,7 +203,7 @@ class Ingestor:
             kind = sniff(head)
             if kind is None:
                 reason = "empty file" if entry.size == 0 else "content is not a supported type"
-                if has_media_extension(entry.path):
+                if entry.size and has_media_extension(entry.path):
                     self._fail(entry.path, f"{reason} (the extension suggests one)")
                 else:
                     self.summary.skipped += 1

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from polylens.config import IndexConfig
 from polylens.encoders.base import ImageTextEncoder, TextEncoder, normalise
 from polylens.errors import InputError
@@ -36,6 +34,11 @@ class SearchRequest:
     k: int = 10
     kinds: tuple[str, ...] | None = None
     offset: int = 0
+    retrievers: tuple[str, ...] | None = None
+    """Subset of RETRIEVERS to run (None: every one the index supports)."""
+
+
+RETRIEVERS = ("image", "text", "bm25")
 
 
 class Searcher:
@@ -62,22 +65,38 @@ class Searcher:
             unknown = set(request.kinds) - set(KINDS)
             if unknown:
                 raise InputError(f"unknown kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
+        if request.retrievers is not None:
+            unknown = set(request.retrievers) - set(RETRIEVERS)
+            if unknown or not request.retrievers:
+                raise InputError(
+                    f"unknown retriever(s) {sorted(unknown)}; choose from {', '.join(RETRIEVERS)}"
+                )
+        use = frozenset(request.retrievers or RETRIEVERS)
         where = Filter(kinds=tuple(request.kinds)) if request.kinds else None
         wanted = request.k + request.offset
         depth = max(50, 3 * wanted)
-        ranked, weights = self._retrieve(text, request.image, depth, where)
+        ranked, weights = self._retrieve(text, request.image, depth, where, use)
         fused = reciprocal_rank_fusion(ranked, weights=weights, k=self.config.rrf_k)
         return self._resolve(fused, text, request.offset, request.k)
 
     # -- retrieval -----------------------------------------------------------------
     def _retrieve(
-        self, text: str, image: Image.Image | None, depth: int, where: Filter | None
+        self,
+        text: str,
+        image: Image.Image | None,
+        depth: int,
+        where: Filter | None,
+        use: frozenset[str],
     ) -> tuple[dict[str, list[str]], dict[str, float]]:
         cfg = self.config
         ranked: dict[str, list[str]] = {}
         weights: dict[str, float] = {}
         text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
-        has_images = self.image_encoder is not None and self.store.has_collection(VEC_IMAGE)
+        has_images = (
+            "image" in use
+            and self.image_encoder is not None
+            and self.store.has_collection(VEC_IMAGE)
+        )
         if image is not None and not has_images:
             raise InputError(
                 "this index has no image embeddings, so it cannot be searched by image "
@@ -98,12 +117,17 @@ class Searcher:
                 rows = self.store.search_vector(VEC_IMAGE, vector, depth, where)
                 ranked["image"] = [r.row["item_id"] for r in rows]
                 weights["image"] = cfg.weight_image
-        if text and self.text_encoder is not None and self.store.has_collection(VEC_TEXT):
+        if (
+            text
+            and "text" in use
+            and self.text_encoder is not None
+            and self.store.has_collection(VEC_TEXT)
+        ):
             vector = self.text_encoder.embed_queries([text])[0]
             rows = self.store.search_vector(VEC_TEXT, vector, depth * 3, where)
             ranked["text"] = _dedupe([r.row["item_id"] for r in rows])[:depth]
             weights["text"] = cfg.weight_text * text_share
-        if text:
+        if text and "bm25" in use:
             rows = self.store.search_text(ITEMS, text, depth, where)
             ranked["bm25"] = [r.row["id"] for r in rows]
             weights["bm25"] = cfg.weight_bm25 * text_share
@@ -115,8 +139,10 @@ class Searcher:
         position = 0
         # Resolve in slices: candidates whose file row is not committed yet are skipped,
         # so a concurrent indexing run never surfaces half-written content.
-        for start in range(0, len(fused), max(k, 32)):
-            window = fused[start : start + max(k, 32)]
+        first = offset + k + 16
+        bounds = [(0, first)] + [(s, s + first) for s in range(first, len(fused), first)]
+        for start, stop in bounds:
+            window = fused[start:stop]
             items = {
                 row["id"]: row
                 for row in self.store.get(ITEMS, Filter(ids=tuple(f.id for f in window)))
@@ -171,4 +197,4 @@ def as_image(data: bytes | str, *, max_pixels: int, max_side: int) -> Image.Imag
     return load_image(data, max_pixels=max_pixels, max_side=max_side)
 
 
-__all__ = ["SearchRequest", "Searcher", "as_image", "np"]
+__all__ = ["RETRIEVERS", "SearchRequest", "Searcher", "as_image"]

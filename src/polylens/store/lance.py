@@ -35,6 +35,12 @@ _FTS_OPTIONS = dict(
 )
 _IN_CHUNK = 400
 
+# Columns looked up by equality or IN-lists: a BTree index keeps them fast at any size.
+_SCALAR_INDEXED = {
+    "files": ("path", "content_hash"),
+    "items": ("id", "content_hash"),
+}
+
 
 def _wrap(fn: Callable[..., T]) -> Callable[..., T]:
     """Turn storage-engine failures into StoreError with the cause kept."""
@@ -124,6 +130,10 @@ class LanceStore(Store):
                 raise StoreError(f"vector collection {name!r} needs a dimension")
             schema = vector_schema(vector_dim)
         table = self._db.create_table(name, schema=schema, exist_ok=True)
+        from lancedb.index import BTree
+
+        for column in _SCALAR_INDEXED.get(name, ("id", "content_hash")):
+            table.create_index(column, config=BTree(), replace=True)
         if name == ITEMS:
             from lancedb.index import FTS
 

@@ -1,0 +1,129 @@
+"""`polylens eval DATASET`: index a benchmark's corpus, run its queries, print metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from polylens.cli._common import cli_errors, err_console, out_console, setup_logging
+from polylens.eval.datasets import load_dataset
+from polylens.eval.runner import DEFAULT_METRICS, write_outputs
+from polylens.eval.session import evaluate_dataset
+
+
+def eval_(
+    dataset: Annotated[
+        Path, typer.Argument(help="BEIR folder, Karpathy JSON, M-BEIR jsonl, or ViDoRe parquet.")
+    ],
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index", "-i", help="Index to build or reuse (default: in --work)."),
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the corpus is laid out as files (default ./.polylens-eval/NAME-HASH)."
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="qrels split (BEIR) or Karpathy split.")] = "test",
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Search configuration(s): hybrid, hybrid-text, bm25, dense-text, dense-image.",
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Extra ranx metric, e.g. map@50.")
+    ] = None,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Repeat each configuration; report mean ± std.")
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option(help="Seed recorded in the report and set before running.")
+    ] = 0,
+    candidates: Annotated[Path | None, typer.Option(help="M-BEIR candidate pool (jsonl).")] = None,
+    images_root: Annotated[
+        Path | None, typer.Option(help="Folder that image paths are relative to.")
+    ] = None,
+    direction: Annotated[str, typer.Option(help="Karpathy: t2i (caption→image) or i2t.")] = "t2i",
+    image_model: Annotated[
+        str | None, typer.Option(help="Image-text model for a new index.")
+    ] = None,
+    text_model: Annotated[str | None, typer.Option(help="Text embedder for a new index.")] = None,
+    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write report.json, TREC runs and recall@k PNG here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Evaluate retrieval quality: nDCG@10, Recall@1/5/10/100, MRR@10, MAP@100 per configuration."""
+    setup_logging(True)
+    metrics = list(DEFAULT_METRICS) + [m for m in (metric or []) if m not in DEFAULT_METRICS]
+    with cli_errors():
+        data = load_dataset(
+            dataset,
+            split=split,
+            candidates=candidates,
+            images_root=images_root,
+            direction=direction,
+        )
+        if not as_json:
+            err_console.print(
+                f"{data.name}: {len(data.corpus)} documents, {len(data.queries)} judged queries"
+            )
+        report, summary = evaluate_dataset(
+            data,
+            work_dir=work,
+            index_dir=index_dir,
+            settings={"image_model": image_model, "text_model": text_model, "ocr": ocr},
+            configs=config,
+            metrics=metrics,
+            repeat=repeat,
+            seed=seed,
+            on_config=None if as_json else (lambda name: err_console.print(f"running {name}…")),
+        )
+        written = write_outputs(report, out) if out else []
+    if as_json:
+        out_console.print_json(json.dumps(report.to_dict()))
+        return
+    if summary.failed:
+        err_console.print(f"[yellow]{summary.failed} documents failed to index[/]")
+    table = Table(title=f"{report.dataset} ({report.queries} queries)", header_style="bold")
+    table.add_column("configuration")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    table.add_column("p50 ms", justify="right")
+    for result in report.results:
+        cells = []
+        for m in metrics:
+            value = f"{result.metrics[m]:.4f}"
+            if result.std:
+                value += f" ± {result.std[m]:.4f}"
+            cells.append(value)
+        table.add_row(result.name, *cells, f"{result.latency_ms['p50']:.1f}")
+    out_console.print(table)
+    hub = Table(
+        "configuration",
+        "k-occurrence skew@10",
+        "never in top-10",
+        "MRV",
+        header_style="bold",
+        title="diagnostics",
+    )
+    for result in report.results:
+        mrv = "" if result.mean_rank_variance is None else f"{result.mean_rank_variance:.2f}"
+        hub.add_row(
+            result.name,
+            f"{result.hubness['skewness@10']:.2f}",
+            f"{result.hubness['never_in_top10']:.1%}",
+            mrv,
+        )
+    out_console.print(hub)
+    for path in written:
+        err_console.print(f"wrote {path}")
