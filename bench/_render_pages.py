@@ -144,7 +144,8 @@ def _render_to(job: tuple[str, str, str]) -> None:
     """Render and write one page atomically, so an interrupted run never leaves a torn PNG."""
     title, text, dest = job
     tmp = f"{dest}.tmp-{os.getpid()}"
-    render_page(title, text).save(tmp, format="PNG", optimize=True)
+    # optimize=True would cost ~8x the time for ~5% smaller files.
+    render_page(title, text).save(tmp, format="PNG")
     os.replace(tmp, dest)
 
 

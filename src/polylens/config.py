@@ -25,6 +25,9 @@ class IndexConfig:
     text_model: str = "minilm"
     """Text embedder: alias, ``hf-hub:ORG/NAME``, a local sentence-transformers dir, or ``none``."""
     ocr: bool = True
+    text_in_image_space: bool = True
+    """Also embed text passages with the image-text model's text tower, so an image query
+    can find the notes and captions that describe it."""
     device: str = "auto"
     batch_size: int = 32
     """Items per encoder forward pass."""

@@ -235,6 +235,11 @@ def evaluate_index(
     random.seed(seed)
     np.random.seed(seed)
     offered = available_configs(index, dataset)
+    if not offered:
+        raise InputError(
+            "no search configuration of this index can answer these queries (image queries "
+            "need an image-text model)"
+        )
     chosen = list(configs) if configs else list(offered)
     unknown = [c for c in chosen if c not in CONFIGS]
     if unknown:

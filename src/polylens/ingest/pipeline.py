@@ -364,6 +364,22 @@ class Ingestor:
             self._flush(encoded, owners, plan, final=True)
 
     def _encode(self, units: list[Unit], out: dict[str, list[dict[str, Any]]]) -> None:
+        if self.image_encoder is not None and self.config.text_in_image_space:
+            passages = [u for u in units if u.kind == "text" and u.text.strip()]
+            if passages:
+                t0 = time.perf_counter()
+                vectors = self.image_encoder.embed_queries([u.text for u in passages])
+                self.clock.add("encode_image", t0)
+                for unit, vector in zip(passages, vectors, strict=True):
+                    out[VEC_IMAGE].append(
+                        {
+                            "id": unit.item_id,
+                            "item_id": unit.item_id,
+                            "content_hash": unit.content_hash,
+                            "kind": unit.kind,
+                            "vector": vector,
+                        }
+                    )
         if self.image_encoder is not None:
             with_images = [u for u in units if u.image is not None]
             if with_images:

@@ -113,8 +113,18 @@ class Searcher:
                     vector = normalise(w * vector + (1.0 - w) * query)[0]
             elif text:
                 vector = self.image_encoder.embed_queries([text])[0]
+            visual_where = where
+            if image is None:
+                # A text query in image space looks at pictures only: text-to-text similarity
+                # in a CLIP space would drown every text-to-image match.
+                allowed = tuple(
+                    k for k in (where.kinds if where and where.kinds else KINDS) if k != "text"
+                )
+                visual_where = Filter(kinds=allowed) if allowed else None
+                if not allowed:
+                    vector = None
             if vector is not None:
-                rows = self.store.search_vector(VEC_IMAGE, vector, depth, where)
+                rows = self.store.search_vector(VEC_IMAGE, vector, depth, visual_where)
                 ranked["image"] = [r.row["item_id"] for r in rows]
                 weights["image"] = cfg.weight_image
         if (
