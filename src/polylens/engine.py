@@ -104,57 +104,41 @@ class Index:
                 config = config.replace(**{key: record.name})
         return config
 
-    def _load_image_encoder(self, *, for_search: bool) -> ImageTextEncoder | None:
-        if self._image_encoder is _UNSET:
-            record = self._meta.image_model
-            if for_search and (record is None or record.dim is None):
-                self._image_encoder = None
-                return None
-            try:
-                self._image_encoder = self._registry.load_image_text(
-                    self.config.image_model,
-                    device=self.config.device,
-                    batch_size=self.config.batch_size,
+    def _load_encoder(self, role: str, *, for_search: bool) -> Any:
+        """Load the model for ``role`` once; an unavailable one is a warning, not an error."""
+        attr = f"_{role}_encoder"
+        if getattr(self, attr) is _UNSET:
+            record = getattr(self._meta, f"{role}_model")
+            encoder = None
+            if not (for_search and (record is None or record.dim is None)):
+                load = (
+                    self._registry.load_image_text if role == "image" else self._registry.load_text
                 )
-            except ModelNotAvailableError as exc:
-                message = (
-                    f"image-text model unavailable, continuing without image embeddings: {exc}"
-                )
-                log.warning(message)
-                self.warnings.append(message)
-                self._load_errors["image"] = str(exc)
-                self._image_encoder = None
-            if (
-                self._image_encoder is not None
-                and record is not None
-                and record.dim is not None
-                and record.dim != self._image_encoder.dim
-            ):
+                try:
+                    encoder = load(
+                        getattr(self.config, f"{role}_model"),
+                        device=self.config.device,
+                        batch_size=self.config.batch_size,
+                    )
+                except ModelNotAvailableError as exc:
+                    what = "image embeddings" if role == "image" else "text embeddings (BM25 only)"
+                    message = f"{role} model unavailable, continuing without {what}: {exc}"
+                    log.warning(message)
+                    self.warnings.append(message)
+                    self._load_errors[role] = str(exc)
+            if encoder is not None and record is not None and record.dim not in (None, encoder.dim):
                 raise ConfigError(
-                    f"image model {self.config.image_model!r} gives {self._image_encoder.dim}-d "
-                    f"vectors but the index holds {record.dim}-d ones"
+                    f"{role} model {encoder.name!r} gives {encoder.dim}-d vectors but the index "
+                    f"holds {record.dim}-d ones"
                 )
-        return self._image_encoder
+            setattr(self, attr, encoder)
+        return getattr(self, attr)
+
+    def _load_image_encoder(self, *, for_search: bool) -> ImageTextEncoder | None:
+        return self._load_encoder("image", for_search=for_search)
 
     def _load_text_encoder(self, *, for_search: bool) -> TextEncoder | None:
-        if self._text_encoder is _UNSET:
-            record = self._meta.text_model
-            if for_search and (record is None or record.dim is None):
-                self._text_encoder = None
-                return None
-            try:
-                self._text_encoder = self._registry.load_text(
-                    self.config.text_model,
-                    device=self.config.device,
-                    batch_size=self.config.batch_size,
-                )
-            except ModelNotAvailableError as exc:
-                message = f"text model unavailable, continuing with BM25 only: {exc}"
-                log.warning(message)
-                self.warnings.append(message)
-                self._load_errors["text"] = str(exc)
-                self._text_encoder = None
-        return self._text_encoder
+        return self._load_encoder("text", for_search=for_search)
 
     def _record_models(self, roots: Iterable[str]) -> None:
         meta = self._meta

@@ -97,7 +97,7 @@ def test_default_offline_configuration_on_samples(tmp_path: Path) -> None:
     samples = Path(__file__).parents[2] / "samples"
     index = tmp_path / "idx"
     out = polylens("index", str(samples), "--index", str(index))
-    assert "added" in out.stdout and "image-text model unavailable" in out.stderr
+    assert "added" in out.stdout and "image model unavailable" in out.stderr
 
     def top(query: str) -> dict:
         return json.loads(

@@ -2,55 +2,31 @@
 
 from __future__ import annotations
 
-import io
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
+from _files import jpeg_bytes, png_header_only
 from _invariants import check_consistent
-from PIL import Image
 
 from polylens.engine import Index
-
-
-def _png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 99))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _jpeg() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG")
-    return buf.getvalue()
 
 
 @pytest.fixture
 def messy(tmp_path: Path, samples_dir: Path) -> Path:
     root = tmp_path / "messy"
     root.mkdir()
-    (root / "good.jpg").write_bytes(_jpeg())
+    (root / "good.jpg").write_bytes(jpeg_bytes())
     (root / "good.txt").write_text("gliders ride thermals over the ridge\n")
-    (root / "truncated.jpg").write_bytes(_jpeg()[:200])
+    (root / "truncated.jpg").write_bytes(jpeg_bytes()[:200])
     (root / "empty.jpg").write_bytes(b"")
     (root / "garbage.png").write_bytes(os.urandom(2048).replace(b"\x00", b"\x01") + b"\x00")
-    (root / "bomb.png").write_bytes(_png(50_000, 50_000))
+    (root / "bomb.png").write_bytes(png_header_only(50_000, 50_000))
     (root / "broken.pdf").write_bytes(
         b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF"
     )
     (root / "text-named.jpg").write_text("actually plain text about kites\n")
-    (root / "photo-named.txt").write_bytes(_jpeg())
+    (root / "photo-named.txt").write_bytes(jpeg_bytes())
     (root / "archive.bin").write_bytes(b"PK\x03\x04" + bytes(100))
     (root / "naïve ünïcode\nname.txt").write_text("unicode names work\n")
     (root / "loop").symlink_to(root, target_is_directory=True)
@@ -83,7 +59,7 @@ def test_each_bad_file_is_reported_and_the_rest_indexed(fast_index: Index, messy
 
 def test_failed_files_are_retried_and_a_fixed_file_gets_in(fast_index: Index, messy: Path) -> None:
     fast_index.add([messy])
-    (messy / "truncated.jpg").write_bytes(_jpeg())
+    (messy / "truncated.jpg").write_bytes(jpeg_bytes())
     summary = fast_index.add([messy])
     assert "truncated.jpg" not in {Path(f.path).name for f in summary.failures}
     assert summary.added == 1
@@ -91,7 +67,7 @@ def test_failed_files_are_retried_and_a_fixed_file_gets_in(fast_index: Index, me
 
 def test_a_good_file_that_turns_bad_loses_its_old_entry(fast_index: Index, messy: Path) -> None:
     fast_index.add([messy])
-    (messy / "good.jpg").write_bytes(_jpeg()[:100])
+    (messy / "good.jpg").write_bytes(jpeg_bytes()[:100])
     summary = fast_index.add([messy])
     assert "good.jpg" in {Path(f.path).name for f in summary.failures}
     assert all(

@@ -26,7 +26,7 @@ def test_unavailable_image_model_degrades_to_text_search(tmp_path: Path, samples
     ) as idx:
         summary = idx.add([samples_dir])
         assert summary.failed == 0 and summary.added == 10
-        assert any("image-text model unavailable" in w for w in summary.warnings)
+        assert any("image model unavailable" in w for w in summary.warnings)
         status = idx.status()
         image = next(m for m in status.models if m.role == "image")
         assert not image.available and "hf download" in (image.reason or "")

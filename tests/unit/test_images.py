@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
+from _files import png_header_only
 from PIL import Image
 
 from polylens.errors import CorruptFileError
@@ -38,26 +37,9 @@ def test_large_images_are_downscaled() -> None:
     assert max(image.size) == 256 and image.mode == "RGB"
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares huge dimensions: the bomb guard must refuse it before decoding."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_decompression_bomb_is_refused() -> None:
     with pytest.raises(CorruptFileError, match="bomb"):
-        load_image(_png_header_only(50_000, 50_000), **LIMITS)
+        load_image(png_header_only(50_000, 50_000), **LIMITS)
 
 
 @pytest.mark.parametrize("mode", ["CMYK", "P", "LA", "RGBA", "I;16", "L", "1"])

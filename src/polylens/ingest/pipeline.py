@@ -364,38 +364,17 @@ class Ingestor:
             self._flush(encoded, owners, plan, final=True)
 
     def _encode(self, units: list[Unit], out: dict[str, list[dict[str, Any]]]) -> None:
-        if self.image_encoder is not None and self.config.text_in_image_space:
-            passages = [u for u in units if u.kind == "text" and u.text.strip()]
-            if passages:
-                t0 = time.perf_counter()
-                vectors = self.image_encoder.embed_queries([u.text for u in passages])
-                self.clock.add("encode_image", t0)
-                for unit, vector in zip(passages, vectors, strict=True):
-                    out[VEC_IMAGE].append(
-                        {
-                            "id": unit.item_id,
-                            "item_id": unit.item_id,
-                            "content_hash": unit.content_hash,
-                            "kind": unit.kind,
-                            "vector": vector,
-                        }
-                    )
         if self.image_encoder is not None:
-            with_images = [u for u in units if u.image is not None]
-            if with_images:
-                t0 = time.perf_counter()
-                vectors = self.image_encoder.embed_images([u.image for u in with_images])
-                self.clock.add("encode_image", t0)
-                for unit, vector in zip(with_images, vectors, strict=True):
-                    out[VEC_IMAGE].append(
-                        {
-                            "id": unit.item_id,
-                            "item_id": unit.item_id,
-                            "content_hash": unit.content_hash,
-                            "kind": unit.kind,
-                            "vector": vector,
-                        }
-                    )
+            encoder = self.image_encoder
+            pictures = [u for u in units if u.image is not None]
+            self._embed_into(
+                out[VEC_IMAGE], pictures, lambda us: encoder.embed_images([u.image for u in us])
+            )
+            if self.config.text_in_image_space:
+                passages = [u for u in units if u.kind == "text" and u.text.strip()]
+                self._embed_into(
+                    out[VEC_IMAGE], passages, lambda us: encoder.embed_queries([u.text for u in us])
+                )
         if self.text_encoder is not None:
             texts: list[tuple[Unit, int, str]] = []
             for unit in units:
@@ -406,15 +385,7 @@ class Ingestor:
                 vectors = self.text_encoder.embed_documents([t for _, _, t in texts])
                 self.clock.add("encode_text", t0)
                 for (unit, n, _), vector in zip(texts, vectors, strict=True):
-                    out[VEC_TEXT].append(
-                        {
-                            "id": f"{unit.item_id}#w{n}",
-                            "item_id": unit.item_id,
-                            "content_hash": unit.content_hash,
-                            "kind": unit.kind,
-                            "vector": vector,
-                        }
-                    )
+                    out[VEC_TEXT].append(_vector_row(f"{unit.item_id}#w{n}", unit, vector))
         for unit in units:
             out[ITEMS].append(
                 {
@@ -431,6 +402,21 @@ class Ingestor:
             )
             unit.image = None  # release pixels as soon as they are encoded
         self.events.units_encoded(len(units))
+
+    def _embed_into(
+        self,
+        rows: list[dict[str, Any]],
+        units: list[Unit],
+        embed: Callable[[list[Unit]], Any],
+    ) -> None:
+        """One image-space vector per unit (image, page, or a passage's text)."""
+        if not units:
+            return
+        t0 = time.perf_counter()
+        vectors = embed(units)
+        self.clock.add("encode_image", t0)
+        for unit, vector in zip(units, vectors, strict=True):
+            rows.append(_vector_row(unit.item_id, unit, vector))
 
     def _flush(
         self,
@@ -519,6 +505,16 @@ class Ingestor:
             if orphaned:
                 self.store.delete(collection, Filter(content_hashes=tuple(sorted(orphaned))))
         self.clock.add("gc", t0)
+
+
+def _vector_row(row_id: str, unit: Unit, vector: Any) -> dict[str, Any]:
+    return {
+        "id": row_id,
+        "item_id": unit.item_id,
+        "content_hash": unit.content_hash,
+        "kind": unit.kind,
+        "vector": vector,
+    }
 
 
 def _reason(exc: BaseException) -> str:

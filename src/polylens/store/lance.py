@@ -197,56 +197,60 @@ class LanceStore(Store):
         arrow = self._table(name).search().select([column]).limit(None).to_arrow()
         return set(arrow.column(column).unique().to_pylist())
 
+    def _ranked(
+        self,
+        name: str,
+        k: int,
+        where: Filter | None,
+        build: Callable[[Any], Any],
+        score: Callable[[dict[str, Any]], float],
+    ) -> list[ScoredRow]:
+        """Run ``build(table)`` once per filter chunk; merge by ``score``, best first."""
+        if not self.has_collection(name) or k <= 0:
+            return []
+        table = self._table(name)
+        found: list[ScoredRow] = []
+        for predicate in _sql(where):
+            query = build(table).limit(k)
+            if predicate:
+                query = query.where(predicate, prefilter=True)
+            for row in query.to_arrow().to_pylist():
+                found.append(ScoredRow(row=row, score=score(row)))
+        found.sort(key=lambda r: -r.score)
+        return found[:k]
+
     @_wrap
     def search_vector(
         self, name: str, vector: np.ndarray, k: int, where: Filter | None = None
     ) -> list[ScoredRow]:
-        if not self.has_collection(name) or k <= 0:
-            return []
-        table = self._table(name)
-        predicates = _sql(where)
-        if not predicates:
-            return []
-        found: list[ScoredRow] = []
-        for predicate in predicates:
-            query = (
-                table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+        query_vector = np.asarray(vector, dtype=np.float32)
+        return self._ranked(
+            name,
+            k,
+            where,
+            lambda table: (
+                table.search(query_vector, vector_column_name="vector")
                 .distance_type("cosine")
                 .select(["id", "item_id", "content_hash", "kind", "_distance"])
-                .limit(k)
-            )
-            if predicate:
-                query = query.where(predicate, prefilter=True)
-            for row in query.to_arrow().to_pylist():
-                distance = row.pop("_distance")
-                found.append(ScoredRow(row=row, score=1.0 - float(distance)))
-        found.sort(key=lambda r: -r.score)
-        return found[:k]
+            ),
+            lambda row: 1.0 - float(row.pop("_distance")),
+        )
 
     @_wrap
     def search_text(
         self, name: str, query: str, k: int, where: Filter | None = None
     ) -> list[ScoredRow]:
-        if not self.has_collection(name) or k <= 0 or not query.strip():
+        if not query.strip():
             return []
-        table = self._table(name)
-        predicates = _sql(where)
-        if not predicates:
-            return []
-        found: list[ScoredRow] = []
-        for predicate in predicates:
-            builder = (
-                table.search(query, query_type="fts", fts_columns="text")
-                .select(["id", "content_hash", "kind", "_score"])
-                .limit(k)
-            )
-            if predicate:
-                builder = builder.where(predicate, prefilter=True)
-            for row in builder.to_arrow().to_pylist():
-                score = row.pop("_score")
-                found.append(ScoredRow(row=row, score=float(score)))
-        found.sort(key=lambda r: -r.score)
-        return found[:k]
+        return self._ranked(
+            name,
+            k,
+            where,
+            lambda table: table.search(query, query_type="fts", fts_columns="text").select(
+                ["id", "content_hash", "kind", "_score"]
+            ),
+            lambda row: float(row.pop("_score")),
+        )
 
     @_wrap
     def count(self, name: str, where: Filter | None = None) -> int:
