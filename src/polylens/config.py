@@ -35,10 +35,12 @@ class IndexConfig:
     """Items per store commit; a crash loses at most this much finished work."""
     workers: int = 2
     """Threads that read, decode, render and OCR ahead of the encoder."""
-    passage_chars: int = 1200
-    """Target passage length when splitting text files."""
-    text_vector_chars: int = 1000
-    """Long texts are embedded in windows of about this many characters (max-sim at query)."""
+    passage_chars: int = 2000
+    """Target passage length when splitting text files (about 500 tokens)."""
+    text_vector_chars: int = 2000
+    """Texts longer than this (PDF pages, OCR of dense scans) are embedded in several windows,
+    scored by their best window at query time. A window is one passage, so a passage is
+    never cut in the middle for the embedder."""
     max_image_pixels: int = 120_000_000
     """Larger images are refused as decompression bombs."""
     max_image_side: int = 1600

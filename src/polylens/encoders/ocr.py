@@ -29,15 +29,21 @@ class RapidOcr:
 
     name = "rapidocr-onnxruntime"
 
-    def __init__(self, *, presence_side: int = PRESENCE_SIDE) -> None:
+    def __init__(self, *, presence_side: int = PRESENCE_SIDE, threads_per_engine: int = 1) -> None:
         self._module = import_or_raise("rapidocr_onnxruntime", package="rapidocr-onnxruntime")
         self._local = threading.local()
         self.presence_side = presence_side
+        # Parallelism comes from one engine per decode thread; more threads inside each
+        # engine would only oversubscribe the cores.
+        self.threads_per_engine = threads_per_engine
 
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
         if engine is None:
-            engine = self._module.RapidOCR()
+            engine = self._module.RapidOCR(
+                intra_op_num_threads=self.threads_per_engine,
+                inter_op_num_threads=self.threads_per_engine,
+            )
             self._local.engine = engine
         return engine
 
