@@ -129,3 +129,68 @@ def test_karpathy_image_text_eval_with_tiny_clip(
     assert report["queries"] == 4 and report["documents"] == 4
     assert (out / "recall_at_k.png").stat().st_size > 1000
     assert (out / "report.json").is_file() and list(out.glob("run.*.trec"))
+
+
+def test_cli_scores_external_trec_runs_and_qrels(
+    cranfield_subset: EvalDataset, tmp_path: Path
+) -> None:
+    """TREC in and out: polylens's own run file, fed back with --run, scores the same."""
+
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(
+            json.dumps({"_id": d, "title": doc.title, "text": doc.text})
+            for d, doc in cranfield_subset.corpus.items()
+        )
+    )
+    (folder / "queries.jsonl").write_text(
+        "\n".join(
+            json.dumps({"_id": q, "text": query.text})
+            for q, query in cranfield_subset.queries.items()
+        )
+    )
+    lines = ["query-id\tcorpus-id\tscore"] + [
+        f"{q}\t{d}\t{g}" for q, docs in cranfield_subset.qrels.items() for d, g in docs.items()
+    ]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    trec_qrels = tmp_path / "qrels.trec"
+    trec_qrels.write_text(
+        "".join(
+            f"{q} 0 {d} {g}\n"
+            for q, docs in cranfield_subset.qrels.items()
+            for d, g in docs.items()
+        )
+    )
+    out = tmp_path / "out"
+    base = [
+        sys.executable,
+        "-m",
+        "polylens",
+        "eval",
+        str(folder),
+        "--work",
+        str(tmp_path / "w"),
+        "--image-model",
+        "none",
+        "--text-model",
+        "fake-text",
+        "--no-ocr",
+        "--config",
+        "bm25",
+    ]
+    first = subprocess.run(
+        [*base, "--out", str(out), "--json"], capture_output=True, text=True, timeout=600
+    )
+    assert first.returncode == 0, first.stderr
+    bm25 = json.loads(first.stdout)["results"][0]["metrics"]
+    again = subprocess.run(
+        [*base, "--qrels", str(trec_qrels), "--run", str(out / "run.bm25.trec"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    rows = {r["name"]: r["metrics"] for r in json.loads(again.stdout)["results"]}
+    assert rows["bm25"] == pytest.approx(bm25)
+    assert rows["run:run.bm25.trec"]["ndcg@10"] == pytest.approx(bm25["ndcg@10"], abs=1e-4)

@@ -168,3 +168,22 @@ def test_mean_rank_variance() -> None:
     )
     run = {"en": {"a": 2.0, "b": 1.0}, "de": {"b": 2.0, "a": 1.0}}
     assert mean_rank_variance(ds, run, depth=10) == pytest.approx(0.5)
+
+
+def test_vidore_saved_with_datasets_save_to_disk(tmp_path: Path) -> None:
+    """`datasets.save_to_disk` writes Arrow IPC stream shards plus JSON metadata."""
+    table = pa.table(
+        {
+            "query": ["what is on page one?"],
+            "image": [{"bytes": _png(), "path": None}],
+            "image_filename": ["one.png"],
+        }
+    )
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink:
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    (folder / "dataset_info.json").write_text("{}")
+    ds = load_dataset(folder)
+    assert set(ds.corpus) == {"one.png"} and len(ds.queries) == 1

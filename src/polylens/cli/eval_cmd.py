@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from polylens.cli._common import cli_errors, err_console, out_console, setup_logging
-from polylens.eval.datasets import load_dataset
-from polylens.eval.runner import DEFAULT_METRICS, write_outputs
+from polylens.eval.datasets import load_dataset, read_trec_qrels, read_trec_run
+from polylens.eval.runner import DEFAULT_METRICS, add_external_run, write_outputs
 from polylens.eval.session import evaluate_dataset
 
 
@@ -57,6 +57,12 @@ def eval_(
     ] = None,
     text_model: Annotated[str | None, typer.Option(help="Text embedder for a new index.")] = None,
     ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr")] = None,
+    qrels: Annotated[
+        Path | None, typer.Option(help="TREC qrels file that replaces the dataset's judgments.")
+    ] = None,
+    run: Annotated[
+        list[Path] | None, typer.Option("--run", help="Also score this TREC run file (repeatable).")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Write report.json, TREC runs and recall@k PNG here.")
     ] = None,
@@ -73,6 +79,9 @@ def eval_(
             images_root=images_root,
             direction=direction,
         )
+        if qrels is not None:
+            data.qrels = read_trec_qrels(qrels)
+            data.validate()
         if not as_json:
             err_console.print(
                 f"{data.name}: {len(data.corpus)} documents, {len(data.queries)} judged queries"
@@ -88,6 +97,8 @@ def eval_(
             seed=seed,
             on_config=None if as_json else (lambda name: err_console.print(f"running {name}…")),
         )
+        for path in run or []:
+            add_external_run(report, data, f"run:{path.name}", read_trec_run(path), metrics)
         written = write_outputs(report, out) if out else []
     if as_json:
         out_console.print_json(json.dumps(report.to_dict()))
@@ -106,7 +117,8 @@ def eval_(
             if result.std:
                 value += f" ± {result.std[m]:.4f}"
             cells.append(value)
-        table.add_row(result.name, *cells, f"{result.latency_ms['p50']:.1f}")
+        p50 = result.latency_ms["p50"]
+        table.add_row(result.name, *cells, "" if p50 != p50 else f"{p50:.1f}")
     out_console.print(table)
     hub = Table(
         "configuration",

@@ -206,20 +206,18 @@ def load_mbeir(
 
 # -- ViDoRe-style page datasets -----------------------------------------------------------
 def load_vidore_parquet(path: Path) -> EvalDataset:
-    """A ViDoRe benchmark split saved as parquet: one row per (query, page) with columns
+    """A ViDoRe benchmark split saved as parquet (or with ``datasets.save_to_disk``): one row per (query, page) with columns
     ``query``, ``image`` (``{"bytes": ...}`` or raw bytes) and ``image_filename``.
     Pages are deduplicated by filename; rows with a null query only add pages."""
-    import pyarrow.parquet as pq
-
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    files = _table_files(path)
     if not files:
-        raise InputError(f"{path}: no parquet files")
+        raise InputError(f"{path}: no parquet or arrow files")
     corpus: dict[str, Doc] = {}
     queries: dict[str, Query] = {}
     qrels: Qrels = {}
     by_text: dict[str, str] = {}
     for file in files:
-        table = pq.read_table(file)
+        table = _read_table(file)
         missing = {"image", "image_filename"} - set(table.column_names)
         if missing:
             raise InputError(f"{file}: missing columns {sorted(missing)}")
@@ -239,6 +237,26 @@ def load_vidore_parquet(path: Path) -> EvalDataset:
     return EvalDataset(path.stem, corpus, queries, qrels, str(path))
 
 
+def _table_files(path: Path) -> list[Path]:
+    """Parquet files, or the ``*.arrow`` shards of a ``datasets.save_to_disk`` folder."""
+    if not path.is_dir():
+        return [path]
+    return sorted(path.glob("*.parquet")) or sorted(path.rglob("*.arrow"))
+
+
+def _read_table(file: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if file.suffix == ".parquet":
+        return pq.read_table(file)
+    with pa.memory_map(str(file)) as source:  # datasets writes Arrow IPC streams
+        try:
+            return pa.ipc.open_stream(source).read_all()
+        except pa.ArrowInvalid:
+            return pa.ipc.open_file(source).read_all()
+
+
 def load_dataset(
     path: Path, *, split: str = "test", candidates: Path | None = None, **options: Any
 ) -> EvalDataset:
@@ -246,7 +264,7 @@ def load_dataset(
     path = Path(path)
     if path.is_dir() and (path / "corpus.jsonl").is_file():
         dataset = load_beir(path, split)
-    elif path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
+    elif path.suffix in (".parquet", ".arrow") or (path.is_dir() and _table_files(path)):
         dataset = load_vidore_parquet(path)
     elif path.suffix == ".jsonl" and candidates is not None:
         dataset = load_mbeir(path, candidates, images_root=options.get("images_root"))

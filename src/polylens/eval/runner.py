@@ -295,6 +295,29 @@ def evaluate_index(
     )
 
 
+def add_external_run(
+    report: EvalReport, dataset: EvalDataset, name: str, run: Run, metrics: Sequence[str]
+) -> ConfigResult:
+    """Score a run made elsewhere (a TREC file) beside polylens's own configurations."""
+    judged = {q: r for q, r in run.items() if q in dataset.queries}
+    for qid in dataset.queries:
+        judged.setdefault(qid, {NO_RESULT: 0.0})
+    result = ConfigResult(
+        name=name,
+        retrievers=(),
+        metrics=score(dataset.qrels, judged, metrics),
+        recall_curve={
+            int(m.split("@")[1]): v
+            for m, v in score(dataset.qrels, judged, [f"recall@{k}" for k in CURVE_KS]).items()
+        },
+        hubness=hubness(judged, list(dataset.corpus)),
+        mean_rank_variance=mean_rank_variance(dataset, judged, 100),
+        latency_ms={"p50": float("nan"), "p99": float("nan")},
+    )
+    report.results.append(result)
+    return result
+
+
 def write_outputs(report: EvalReport, out: Path, *, plot: bool = True) -> list[Path]:
     """report.json, one TREC run per configuration, and recall@k curves as a PNG."""
     import json
@@ -305,6 +328,8 @@ def write_outputs(report: EvalReport, out: Path, *, plot: bool = True) -> list[P
     written = [out / "report.json"]
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     for name, run in report.runs.items():
+        if name.startswith("run:"):
+            continue
         path = out / f"run.{name}.trec"
         write_trec_run(
             {q: r for q, r in run.items() if NO_RESULT not in r}, path, f"polylens-{name}"
