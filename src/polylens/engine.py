@@ -25,11 +25,12 @@ from polylens.errors import (
     IndexLockedError,
     IndexNotFoundError,
     InputError,
+    ItemNotFoundError,
     ModelNotAvailableError,
     StoreError,
 )
 from polylens.ingest.pipeline import Ingestor, ProgressEvents
-from polylens.ingest.sources import normalise_root
+from polylens.ingest.sources import normalise_root, under_any
 from polylens.meta import (
     LAST_RUN_FILE,
     META_FILE,
@@ -41,9 +42,9 @@ from polylens.meta import (
     write_meta,
 )
 from polylens.search.searcher import Searcher, SearchRequest, as_image
-from polylens.store.base import FILES, ITEMS, Filter, Store
+from polylens.store.base import FILES, ITEMS, VEC_IMAGE, Filter, Store
 from polylens.store.lance import LanceStore
-from polylens.types import KINDS, Hit, IndexStatus, ModelInfo, RunSummary
+from polylens.types import KINDS, Hit, IndexStatus, ItemInfo, ModelInfo, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,7 @@ class Index:
         kind: str | Iterable[str] | None = None,
         offset: int = 0,
         retrievers: Iterable[str] | None = None,
+        path_prefix: str | None = None,
     ) -> list[Hit]:
         """Search by text, by image (a path, bytes or PIL image), or both.
 
@@ -282,13 +284,7 @@ class Index:
                     raise InputError(f"cannot read the query image: {exc}") from exc
             else:
                 picture = image
-        searcher = Searcher(
-            self._store,
-            self.config,
-            image_encoder=self._load_image_encoder(for_search=True),
-            text_encoder=self._load_text_encoder(for_search=True),
-        )
-        return searcher.search(
+        return self._searcher().search(
             SearchRequest(
                 text=query,
                 image=picture,
@@ -296,7 +292,102 @@ class Index:
                 kinds=kinds,
                 offset=offset,
                 retrievers=tuple(retrievers) if retrievers is not None else None,
+                content_hashes=self._hashes_under(path_prefix),
             )
+        )
+
+    def _searcher(self) -> Searcher:
+        return Searcher(
+            self._store,
+            self.config,
+            image_encoder=self._load_image_encoder(for_search=True),
+            text_encoder=self._load_text_encoder(for_search=True),
+        )
+
+    def _hashes_under(self, path_prefix: str | None) -> tuple[str, ...] | None:
+        if not path_prefix:
+            return None
+        prefix = normalise_root(path_prefix)
+        rows = self._store.get(FILES, None, ["path", "content_hash"])
+        return tuple(sorted({r["content_hash"] for r in rows if under_any(r["path"], [prefix])}))
+
+    def item(self, item_id: str) -> ItemInfo:
+        """An indexed item with its text and every path that holds its content."""
+        rows = self._store.get(ITEMS, Filter(ids=(item_id,)))
+        if not rows:
+            raise ItemNotFoundError(f"no item {item_id!r} in this index")
+        row = rows[0]
+        files = self._store.get(FILES, Filter(content_hashes=(row["content_hash"],)))
+        if not files:
+            raise ItemNotFoundError(f"item {item_id!r} belongs to no indexed file")
+        paths = sorted(f["path"] for f in files)
+        return ItemInfo(
+            id=row["id"],
+            kind=row["kind"],
+            page=row["page"],
+            chunk=row["chunk"],
+            path=paths[0],
+            other_paths=tuple(paths[1:]),
+            text=row["text"],
+            text_source=row["text_source"],
+            width=row["width"],
+            height=row["height"],
+            content_hash=row["content_hash"],
+            file_kind=files[0]["file_kind"],
+        )
+
+    def similar(
+        self, item_id: str, *, k: int = 10, kind: str | Iterable[str] | None = None
+    ) -> list[Hit]:
+        """More like this: the item's own image-space vector as the query, or its text."""
+        info = self.item(item_id)
+        kinds = (kind,) if isinstance(kind, str) else (tuple(kind) if kind else None)
+        rows = (
+            self._store.get(VEC_IMAGE, Filter(ids=(item_id,)), ["vector"])
+            if self._store.has_collection(VEC_IMAGE)
+            else []
+        )
+        if rows:
+            request = SearchRequest(
+                k=k, kinds=kinds, vector=rows[0]["vector"], exclude_ids=(item_id,)
+            )
+        elif info.text.strip():
+            request = SearchRequest(text=info.text[:1000], k=k, kinds=kinds, exclude_ids=(item_id,))
+        else:
+            return []
+        return self._searcher().search(request)
+
+    def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
+        """The picture of an image or page item (PIL), read from the indexed file.
+
+        Only files the index holds are opened, and only while they still lie under a root
+        the index was built from (no symlink escapes)."""
+        info = self.item(item_id)
+        if info.kind == "text":
+            raise InputError(f"item {item_id!r} is text; it has no image")
+        path = self._safe_path(info)
+        side = max_side or self.config.max_image_side
+        if info.kind == "image":
+            from polylens.ingest.images import load_image
+
+            return load_image(path, max_pixels=self.config.max_image_pixels, max_side=side)
+        from polylens.ingest.pdf import PdfFile
+
+        with PdfFile(path, max_pages=self.config.max_pdf_pages) as pdf:
+            return pdf.render((info.page or 1) - 1, dpi=self.config.pdf_ocr_dpi, max_side=side)
+
+    def item_file(self, item_id: str) -> str:
+        """The real path of the file holding an item, checked as in :meth:`item_image`."""
+        return self._safe_path(self.item(item_id))
+
+    def _safe_path(self, info: ItemInfo) -> str:
+        roots = [os.path.realpath(r) for r in self._meta.roots]
+        for candidate in (info.path, *info.other_paths):
+            real = os.path.realpath(candidate)
+            if os.path.isfile(real) and under_any(real, roots):
+                return real
+        raise ItemNotFoundError(
+            f"the file of item {info.id!r} is gone or lies outside the indexed folders"
         )
 
     def status(self) -> IndexStatus:

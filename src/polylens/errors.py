@@ -64,6 +64,13 @@ class IndexLockedError(IndexError_):
     http_status = 423
 
 
+class ItemNotFoundError(PolylensError):
+    """No indexed item has this id (or its file is gone)."""
+
+    exit_code = 2
+    http_status = 404
+
+
 class StoreError(PolylensError):
     """The storage engine failed (disk full, read-only directory, corrupt data)."""
 
@@ -95,6 +102,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexNotFoundError",
     "InputError",
+    "ItemNotFoundError",
     "MissingExtraError",
     "ModelError",
     "ModelNotAvailableError",

@@ -39,6 +39,27 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class ItemInfo:
+    id: str
+    kind: str
+    page: int | None
+    chunk: int | None
+    path: str
+    other_paths: tuple[str, ...]
+    text: str
+    text_source: str | None
+    width: int | None
+    height: int | None
+    content_hash: str
+    file_kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["other_paths"] = list(self.other_paths)
+        return data
+
+
+@dataclass(frozen=True)
 class FileFailure:
     path: str
     reason: str

@@ -7,6 +7,7 @@ import typer
 from polylens.cli.eval_cmd import eval_
 from polylens.cli.index_cmd import index
 from polylens.cli.search_cmd import search
+from polylens.cli.serve_cmd import serve
 from polylens.cli.status_cmd import status
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.command()(index)
 app.command()(search)
 app.command()(status)
 app.command(name="eval")(eval_)
+app.command()(serve)
 
 
 def main() -> None:

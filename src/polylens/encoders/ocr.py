@@ -71,7 +71,7 @@ class RapidOcr:
         lines = []
         for entry in result:
             box, text, score = entry[0], entry[1], float(entry[2])
-            if score >= MIN_SCORE and text.strip():
+            if score >= MIN_SCORE and sum(ch.isalnum() for ch in text) >= 2:
                 top = min(point[1] for point in box)
                 left = min(point[0] for point in box)
                 lines.append((top, left, text.strip()))

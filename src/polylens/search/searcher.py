@@ -36,6 +36,11 @@ class SearchRequest:
     offset: int = 0
     retrievers: tuple[str, ...] | None = None
     """Subset of RETRIEVERS to run (None: every one the index supports)."""
+    content_hashes: tuple[str, ...] | None = None
+    """Restrict results to these contents (how a path-prefix filter reaches the store)."""
+    vector: Any = None
+    """A stored image-space vector to search by ("more like this")."""
+    exclude_ids: tuple[str, ...] = ()
 
 
 RETRIEVERS = ("image", "text", "bm25")
@@ -57,7 +62,7 @@ class Searcher:
 
     def search(self, request: SearchRequest) -> list[Hit]:
         text = (request.text or "").strip()
-        if not text and request.image is None:
+        if not text and request.image is None and request.vector is None:
             raise InputError("a search needs a text query, an image, or both")
         if request.k < 1:
             raise InputError("k must be at least 1")
@@ -72,11 +77,20 @@ class Searcher:
                     f"unknown retriever(s) {sorted(unknown)}; choose from {', '.join(RETRIEVERS)}"
                 )
         use = frozenset(request.retrievers or RETRIEVERS)
-        where = Filter(kinds=tuple(request.kinds)) if request.kinds else None
+        where = Filter(
+            kinds=tuple(request.kinds) if request.kinds else None,
+            content_hashes=request.content_hashes,
+        )
         wanted = request.k + request.offset
         depth = max(50, 3 * wanted)
-        ranked, weights = self._retrieve(text, request.image, depth, where, use)
+        if request.vector is not None:
+            rows = self.store.search_vector(VEC_IMAGE, request.vector, depth, where)
+            ranked, weights = {"image": [r.row["item_id"] for r in rows]}, {"image": 1.0}
+        else:
+            ranked, weights = self._retrieve(text, request.image, depth, where, use)
         fused = reciprocal_rank_fusion(ranked, weights=weights, k=self.config.rrf_k)
+        if request.exclude_ids:
+            fused = [f for f in fused if f.id not in request.exclude_ids]
         return self._resolve(fused, text, request.offset, request.k)
 
     # -- retrieval -----------------------------------------------------------------
@@ -120,7 +134,9 @@ class Searcher:
                 allowed = tuple(
                     k for k in (where.kinds if where and where.kinds else KINDS) if k != "text"
                 )
-                visual_where = Filter(kinds=allowed) if allowed else None
+                visual_where = Filter(
+                    kinds=allowed, content_hashes=where.content_hashes if where else None
+                )
                 if not allowed:
                     vector = None
             if vector is not None:

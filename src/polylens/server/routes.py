@@ -1,0 +1,175 @@
+"""JSON API routes. Handlers are sync: FastAPI runs them in its thread pool, so model
+inference never blocks the event loop."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+
+from polylens.errors import InputError
+from polylens.server.schemas import ErrorOut, ItemOut, JobOut, SearchIn, SearchOut
+from polylens.types import Hit
+
+router = APIRouter()
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 415, 422, 503)
+}
+# Originals in these formats are sent as they are; anything else is re-encoded.
+BROWSER_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+
+KindQuery = Annotated[list[str] | None, Query(description="image, page or text (repeatable)")]
+
+
+def _hits(hits: list[Hit], k: int, offset: int, query: str | None) -> SearchOut:
+    return SearchOut(hits=[h.to_dict() for h in hits], k=k, offset=offset, query=query)
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/status", responses=ERRORS)
+def status(request: Request) -> dict[str, Any]:
+    return request.app.state.index.status().to_dict()
+
+
+@router.get("/search", response_model=SearchOut, responses=ERRORS)
+def search_get(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    k: Annotated[int, Query(ge=1, le=200)] = 24,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    kind: KindQuery = None,
+    path_prefix: str | None = None,
+) -> SearchOut:
+    hits = request.app.state.index.search(q, k=k, offset=offset, kind=kind, path_prefix=path_prefix)
+    return _hits(hits, k, offset, q)
+
+
+@router.post("/search", response_model=SearchOut, responses=ERRORS)
+def search_post(request: Request, body: SearchIn) -> SearchOut:
+    hits = request.app.state.index.search(
+        body.q, k=body.k, offset=body.offset, kind=body.kind, path_prefix=body.path_prefix
+    )
+    return _hits(hits, body.k, body.offset, body.q)
+
+
+@router.post("/search/image", response_model=SearchOut, responses=ERRORS)
+def search_image(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The query image")],
+    q: Annotated[str | None, Form(max_length=2000)] = None,
+    k: Annotated[int, Form(ge=1, le=200)] = 24,
+    offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
+    kind: Annotated[list[str] | None, Form()] = None,
+) -> SearchOut:
+    state = request.app.state
+    data = file.file.read(state.max_upload_bytes + 1)
+    if len(data) > state.max_upload_bytes:
+        return Response(  # type: ignore[return-value]
+            content=f'{{"error":"PayloadTooLarge","detail":"uploads are limited to {state.max_upload_bytes} bytes"}}',
+            status_code=413,
+            media_type="application/json",
+        )
+    if not data:
+        raise InputError("the uploaded file is empty")
+    from polylens.ingest.images import load_image
+
+    image = load_image(
+        data, max_pixels=state.max_upload_pixels, max_side=state.index.config.max_image_side
+    )
+    hits = state.index.search(q or None, image=image, k=k, offset=offset, kind=kind)
+    return _hits(hits, k, offset, q)
+
+
+@router.get("/items/{item_id}", response_model=ItemOut, responses=ERRORS)
+def item(request: Request, item_id: str) -> ItemOut:
+    return ItemOut(**request.app.state.index.item(item_id).to_dict())
+
+
+@router.get("/items/{item_id}/text", responses=ERRORS)
+def item_text(request: Request, item_id: str) -> Response:
+    text = request.app.state.index.item(item_id).text
+    return Response(text, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/items/{item_id}/similar", response_model=SearchOut, responses=ERRORS)
+def similar(
+    request: Request,
+    item_id: str,
+    k: Annotated[int, Query(ge=1, le=200)] = 24,
+    kind: KindQuery = None,
+) -> SearchOut:
+    hits = request.app.state.index.similar(item_id, k=k, kind=kind)
+    return _hits(hits, k, 0, None)
+
+
+@router.get(
+    "/items/{item_id}/thumbnail",
+    responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
+    response_class=Response,
+)
+def thumbnail(
+    request: Request, item_id: str, size: Annotated[int, Query(ge=32, le=1024)] = 320
+) -> Response:
+    from polylens.server.app import encode_image
+
+    image = request.app.state.index.item_image(item_id, max_side=size)
+    return Response(
+        encode_image(image),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get(
+    "/items/{item_id}/image",
+    responses={**ERRORS, 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    response_class=Response,
+)
+def full_image(request: Request, item_id: str) -> Response:
+    from PIL import Image
+
+    from polylens.server.app import encode_image
+
+    index = request.app.state.index
+    info = index.item(item_id)
+    if info.kind == "image":
+        path = index.item_file(item_id)
+        with Image.open(path) as probe:
+            fmt = probe.format or ""
+            upright = probe.getexif().get(0x0112, 1) in (0, 1)
+        if fmt in BROWSER_FORMATS and upright:
+            return FileResponse(path, media_type=BROWSER_FORMATS[fmt])
+    image = index.item_image(item_id, max_side=2400)
+    return Response(encode_image(image, quality=90), media_type="image/jpeg")
+
+
+@router.post("/reindex", response_model=JobOut, status_code=202, responses=ERRORS)
+def reindex(request: Request) -> JobOut | Response:
+    job = request.app.state.jobs.start()
+    if job is None:
+        return Response(
+            content='{"error":"Conflict","detail":"a re-index is already running"}',
+            status_code=409,
+            media_type="application/json",
+        )
+    return JobOut(**vars(job))
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
+def job(request: Request, job_id: str) -> JobOut:
+    found = request.app.state.jobs.jobs.get(job_id)
+    if found is None:
+        from polylens.errors import ItemNotFoundError
+
+        raise ItemNotFoundError(f"no job {job_id!r}")
+    return JobOut(**vars(found))
