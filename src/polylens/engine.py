@@ -364,7 +364,7 @@ class Index:
         the index was built from (no symlink escapes)."""
         info = self.item(item_id)
         if info.kind == "text":
-            raise InputError(f"item {item_id!r} is text; it has no image")
+            raise ItemNotFoundError(f"item {item_id!r} is text; it has no image")
         path = self._safe_path(info)
         side = max_side or self.config.max_image_side
         if info.kind == "image":

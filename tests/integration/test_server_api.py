@@ -94,6 +94,7 @@ def test_bad_search_requests_are_4xx_json(client: TestClient, params: dict, stat
     r = client.get("/api/search", params=params)
     assert r.status_code == status
     assert r.headers["content-type"].startswith("application/json")
+    assert isinstance(r.json()["detail"], str) and r.json()["error"]
     if status == 400:
         assert r.json()["error"] == "InputError" and "video" in r.json()["detail"]
 
@@ -118,7 +119,7 @@ def test_image_search_and_upload_limits(client: TestClient, samples_dir: Path) -
     )
     assert bomb.status_code == 422 and "bomb" in bomb.json()["detail"]
     junk = client.post("/api/search/image", files={"file": ("junk.png", b"not an image at all")})
-    assert junk.status_code == 422
+    assert junk.status_code == 422 and junk.json()["detail"] == "not a recognised image format"
 
 
 def test_items_text_thumbnail_image_similar(client: TestClient) -> None:
@@ -143,7 +144,7 @@ def test_items_text_thumbnail_image_similar(client: TestClient) -> None:
     similar = client.get(f"/api/items/{cat['id']}/similar", params={"k": 3}).json()["hits"]
     assert similar and cat["id"] not in {h["id"] for h in similar}
     text = client.get("/api/search", params=[("q", "SQLite"), ("kind", "text")]).json()["hits"][0]
-    assert client.get(f"/api/items/{text['id']}/thumbnail").status_code == 400
+    assert client.get(f"/api/items/{text['id']}/thumbnail").status_code == 404
 
 
 @pytest.mark.parametrize(

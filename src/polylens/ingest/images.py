@@ -49,7 +49,9 @@ def load_image(source: str | Path | bytes, *, max_pixels: int, max_side: int):  
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise CorruptFileError(f"decompression bomb refused: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError) as exc:
+    except Image.UnidentifiedImageError as exc:
+        raise CorruptFileError("not a recognised image format") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptFileError(f"cannot decode image: {exc}") from exc
     except MemoryError as exc:  # pragma: no cover - depends on the machine
         raise CorruptFileError(f"image too large to decode: {exc}") from exc

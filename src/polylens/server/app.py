@@ -33,6 +33,7 @@ def create_app(
     warm: bool = True,
 ) -> Any:
     fastapi = import_or_raise("fastapi", extra="server")
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
 
@@ -65,6 +66,21 @@ def create_app(
         return JSONResponse(
             {"error": type(exc).__name__.rstrip("_"), "detail": str(exc)},
             status_code=exc.http_status,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Any, exc: Any) -> Any:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(
+                str(part) for part in error.get("loc", ()) if part not in ("query", "body")
+            )
+            problems.append(
+                f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "")
+            )
+        return JSONResponse(
+            {"error": "ValidationError", "detail": "; ".join(problems) or "invalid request"},
+            status_code=422,
         )
 
     @app.middleware("http")
