@@ -106,7 +106,6 @@ class Ingestor:
         exclude: Sequence[str] = (),
         events: ProgressEvents | None = None,
         rehash: bool = False,
-        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -117,7 +116,6 @@ class Ingestor:
         self.exclude = list(exclude)
         self.events = events or ProgressEvents()
         self.rehash = rehash
-        self.should_stop = should_stop or (lambda: False)
         self.clock = StageClock()
         self.summary = RunSummary()
         self._failed_paths: set[str] = set()
@@ -330,10 +328,6 @@ class Ingestor:
                         break
                     inflight.append((piece, pool.submit(self._make_units, piece, maker)))
                 if not inflight:
-                    break
-                if self.should_stop():
-                    for _, fut in inflight:
-                        fut.cancel()
                     break
                 piece, future = inflight.popleft()
                 task = piece.task
