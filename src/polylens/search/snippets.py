@@ -21,16 +21,31 @@ def snippet(text: str, query: str | None, *, width: int = 220) -> str | None:
     terms = {w.lower() for w in _WORD.findall(query or "") if w.lower() not in _STOP}
     best_start = 0
     if terms:
-        positions = [
-            (m.start(), m.group().lower())
-            for m in _WORD.finditer(text)
-            if any(m.group().lower().startswith(t[:5]) for t in terms)
-        ]
-        best = -1
-        for i, (start, _) in enumerate(positions):
-            window = {w for s, w in positions[i:] if s < start + width}
-            if len(window) > best:
-                best, best_start = len(window), max(0, start - width // 5)
+        # A word matches a query term when it shares the term's first five letters
+        # (a cheap stand-in for stemming): at most five set lookups per word.
+        prefixes = {t[:5] for t in terms}
+        lengths = sorted({len(p) for p in prefixes})
+        positions = []
+        for match in _WORD.finditer(text):
+            word = match.group().lower()
+            for length in lengths:
+                if word[:length] in prefixes:
+                    positions.append((match.start(), word[:length]))
+                    break
+        # Slide a window over the matches; keep the one with the most distinct terms.
+        counts: dict[str, int] = {}
+        best, right = -1, 0
+        for left, (start, _) in enumerate(positions):
+            while right < len(positions) and positions[right][0] < start + width:
+                key = positions[right][1]
+                counts[key] = counts.get(key, 0) + 1
+                right += 1
+            if len(counts) > best:
+                best, best_start = len(counts), max(0, start - width // 5)
+            key = positions[left][1]
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]
     end = min(len(text), best_start + width)
     best_start = max(0, end - width)
     if best_start > 0:
