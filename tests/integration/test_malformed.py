@@ -104,3 +104,24 @@ def test_encrypted_pdf_is_reported(fast_index: Index, tmp_path: Path) -> None:
     (folder / "locked.pdf").write_bytes(body)
     summary = fast_index.add([folder])
     assert summary.failed == 1 and summary.added == 0
+
+
+def test_an_unexpected_decoder_error_fails_only_that_file(
+    fast_index: Index, messy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polylens.ingest.units import UnitMaker
+
+    original = UnitMaker.image
+
+    def flaky(self: UnitMaker, path: str, content_hash: str) -> list:
+        if path.endswith("good.jpg"):
+            raise RuntimeError("decoder bug")
+        return original(self, path, content_hash)
+
+    monkeypatch.setattr(UnitMaker, "image", flaky)
+    summary = fast_index.add([messy])
+    reasons = {Path(f.path).name: f.reason for f in summary.failures}
+    assert "RuntimeError: decoder bug" in reasons["good.jpg"]
+    # photo-named.txt holds the same bytes, so it shares the failure rather than hiding it
+    assert reasons["photo-named.txt"] == "same content as a file that failed in this run"
+    assert summary.added == 3  # good.txt, text-named.jpg and the unicode-named file

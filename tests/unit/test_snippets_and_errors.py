@@ -26,8 +26,12 @@ def test_missing_extra_names_the_install_command() -> None:
 
 def test_snippet_prefers_the_window_with_the_most_distinct_terms() -> None:
     text = (
-        "euro " + "filler " * 60 + "rates " + "filler " * 60
-        + "the fixed conversion rates of the euro were set " + "filler " * 60
+        "euro "
+        + "filler " * 60
+        + "rates "
+        + "filler " * 60
+        + "the fixed conversion rates of the euro were set "
+        + "filler " * 60
     )
     out = snippet(text, "fixed euro conversion rates", width=90)
     assert out is not None and "fixed conversion rates of the euro" in out

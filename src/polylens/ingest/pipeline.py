@@ -216,10 +216,13 @@ class Ingestor:
             reuse = complete_hashes.get(digest)
             if reuse is not None:
                 row["n_items"] = reuse["n_items"]
-                if "_pending_task" in reuse:  # same content as a file encoded in this run
-                    row["_pending_task"] = reuse["_pending_task"]
                 plan.direct_rows.append(row)
-                if (
+                if "_pending_task" in reuse:
+                    # Same content as a file encoded in this run: its row (and its count)
+                    # waits until that content is committed, or fails with it.
+                    row["_pending_task"] = reuse["_pending_task"]
+                    row["_status"] = "added" if old is None else "updated"
+                elif (
                     old is None
                     and reuse["path"] not in claimed
                     and not os.path.exists(reuse["path"])
@@ -333,7 +336,7 @@ class Ingestor:
                 task = piece.task
                 try:
                     units = future.result()
-                except (PolylensError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
                     units = []
                     if not task.failed:
                         task.failed = True
@@ -449,6 +452,11 @@ class Ingestor:
             source = finished.get(row["content_hash"])
             if source is not None:
                 row.pop("_pending_task", None)
+                status = row.pop("_status", "added")
+                if status == "added":
+                    self.summary.added += 1
+                else:
+                    self.summary.updated += 1
                 row["n_items"] = source.items + len(source.skip)
                 file_rows.append(row)
                 self._pending_copies.remove(row)
@@ -514,4 +522,6 @@ def _vector_row(row_id: str, unit: Unit, vector: Any) -> dict[str, Any]:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"cannot read: {exc.strerror or exc}"
-    return str(exc)
+    if isinstance(exc, PolylensError):
+        return str(exc)
+    return f"unexpected error while decoding: {type(exc).__name__}: {exc}"
