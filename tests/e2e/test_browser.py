@@ -199,6 +199,16 @@ def _assert_png(path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
 
 
+def _wait_focused(page: Any, element_id: str) -> None:
+    """The element is the document's active element. Playwright's to_be_focused also needs
+    the window itself to have focus, which a headless browser on a busy machine may not."""
+    page.wait_for_function(
+        "(id) => document.activeElement && document.activeElement.id === id",
+        arg=element_id,
+        timeout=10_000,
+    )
+
+
 def test_search_image_query_detail_and_more_like_this(
     server: str, browser: Any, shots: Path, page_errors: list[str]
 ) -> None:
@@ -207,7 +217,7 @@ def test_search_image_query_detail_and_more_like_this(
     results = page.locator("#results")
     cards = page.locator(".card")
 
-    expect(page.locator("#q")).to_be_focused()  # autofocus
+    _wait_focused(page, "q")  # autofocus
     expect(page.locator("#status")).to_contain_text(re.compile(r"10 files, \d+ items"))
 
     # -- a text search
@@ -303,8 +313,10 @@ def test_search_image_query_detail_and_more_like_this(
         )
         == "1"
     )
+    # "/" is ignored while the dialog is open; its close may finish an animation first
+    page.wait_for_function("() => !document.getElementById('detail').open", timeout=10_000)
     page.keyboard.press("/")
-    expect(page.locator("#q")).to_be_focused()
+    _wait_focused(page, "q")
 
     expect(page.locator("#error")).to_have_text("")
     assert results.get_attribute("aria-busy") == "false"
