@@ -44,7 +44,7 @@ class _RichEvents(ProgressEvents):
     def scanning(self, files_seen: int) -> None:
         self.progress.update(self.task, description=f"scanning ({files_seen} files)")
 
-    def planned(self, files_to_encode: int, units_estimate: int) -> None:
+    def planned(self, files_to_encode: int) -> None:
         self.started = time.perf_counter()
         self.progress.update(self.task, total=files_to_encode, completed=0, description="indexing")
 
@@ -161,5 +161,3 @@ def index(
     elif summary.failed:
         for failure in summary.failures:
             err_console.print(f"failed {failure.path}: {failure.reason}", highlight=False)
-    if summary.failed:
-        raise typer.Exit(0)

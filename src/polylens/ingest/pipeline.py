@@ -53,7 +53,7 @@ class ProgressEvents:
 
     def scanning(self, files_seen: int) -> None: ...
 
-    def planned(self, files_to_encode: int, units_estimate: int) -> None: ...
+    def planned(self, files_to_encode: int) -> None: ...
 
     def file_done(self, path: str, items: int) -> None: ...
 
@@ -248,7 +248,7 @@ class Ingestor:
         # Copies of content encoded in this run get their rows once the content is done.
         self._pending_copies = [r for r in plan.direct_rows if "_pending_task" in r]
         plan.direct_rows = [r for r in plan.direct_rows if "_pending_task" not in r]
-        self.events.planned(len(plan.tasks), self._estimate_units(plan.tasks))
+        self.events.planned(len(plan.tasks))
         return plan
 
     @staticmethod
@@ -262,10 +262,6 @@ class Ingestor:
             "n_items": n_items,
             "indexed_at": time.time(),
         }
-
-    @staticmethod
-    def _estimate_units(tasks: list[_Task]) -> int:
-        return len(tasks)
 
     # -- decode / encode / write ----------------------------------------------------
     def _pieces(self, tasks: list[_Task], maker: UnitMaker) -> Iterator[_Piece]:

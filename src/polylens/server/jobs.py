@@ -27,7 +27,7 @@ class _JobEvents(ProgressEvents):
     def __init__(self, job: Job) -> None:
         self.job = job
 
-    def planned(self, files_to_encode: int, units_estimate: int) -> None:
+    def planned(self, files_to_encode: int) -> None:
         self.job.files_total = files_to_encode
 
     def file_done(self, path: str, items: int) -> None:

@@ -91,9 +91,6 @@ class Store(ABC):
         """Fold new rows into indexes; build ANN indexes for collections big enough."""
 
     @abstractmethod
-    def size_bytes(self) -> int: ...
-
-    @abstractmethod
     def close(self) -> None: ...
 
     def distinct(self, name: str, column: str) -> set[Any]:

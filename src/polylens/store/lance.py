@@ -277,15 +277,5 @@ class LanceStore(Store):
                     table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
             table.optimize(cleanup_older_than=timedelta(hours=1))
 
-    def size_bytes(self) -> int:
-        total = 0
-        for path in self.directory.rglob("*"):
-            try:
-                if path.is_file():
-                    total += path.stat().st_size
-            except OSError:
-                continue
-        return total
-
     def close(self) -> None:
         self._tables.clear()
