@@ -48,8 +48,11 @@ class IndexConfig:
     pdf_render_dpi: int = 110
     pdf_ocr_dpi: int = 150
     max_pdf_pages: int = 5000
-    ann_min_rows: int = 100_000
-    """A vector collection gets an ANN index once it holds this many rows; below, search is exact."""
+    ann_min_rows: int = 20_000
+    """A vector collection gets ANN indexes (an HNSW graph in memory, LanceDB's own on disk)
+    once it holds this many rows; below, search is exact."""
+    ann_ef_search: int = 96
+    """HNSW beam width at query time: higher is more accurate and slower."""
     rrf_k: int = 60
     weight_image: float = 1.0
     weight_text: float = 1.0

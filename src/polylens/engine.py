@@ -41,7 +41,9 @@ from polylens.meta import (
     write_json_atomic,
     write_meta,
 )
+from polylens.search.ann import AnnSettings
 from polylens.search.searcher import Searcher, SearchRequest, as_image
+from polylens.search.snapshot import SnapshotKeeper, refresh_saved_graphs
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, Filter, Store
 from polylens.store.lance import LanceStore
 from polylens.types import KINDS, Hit, IndexStatus, ItemInfo, ModelInfo, RunSummary
@@ -49,6 +51,7 @@ from polylens.types import KINDS, Hit, IndexStatus, ItemInfo, ModelInfo, RunSumm
 log = logging.getLogger(__name__)
 
 STORE_DIR = "lance"
+ANN_DIR = "ann"
 LOCK_FILE = ".lock"
 _UNSET = object()
 
@@ -63,8 +66,12 @@ class Index:
         create: bool = True,
         registry: ModelRegistry | None = None,
         store: Store | None = None,
+        serve_from_memory: bool = True,
         **settings: Any,
     ) -> None:
+        """``serve_from_memory``: after the first search, build an in-memory read model in
+        the background and answer later searches from it (see :meth:`warm`). One-shot
+        callers such as the CLI turn it off; searches are correct either way."""
         self.path = Path(path).expanduser().absolute()
         exists = (self.path / META_FILE).is_file() or (self.path / CONFIG_FILE).is_file()
         if not exists and not create:
@@ -83,6 +90,8 @@ class Index:
             except OSError as exc:
                 raise StoreError(f"cannot create the index directory {self.path}: {exc}") from exc
         self._store = store or LanceStore(self.path / STORE_DIR)
+        self._serve_from_memory = serve_from_memory
+        self._keeper = SnapshotKeeper(self._store, self.path / ANN_DIR, self._ann_settings())
         self._image_encoder: Any = _UNSET
         self._text_encoder: Any = _UNSET
         self._ocr: RapidOcr | None = None
@@ -224,6 +233,7 @@ class Index:
                 rehash=rehash,
             )
             summary = ingestor.run(roots)
+            refresh_saved_graphs(self._store, self.path / ANN_DIR, self._ann_settings())
             if set(roots) - set(self._meta.roots):
                 self._record_roots(roots)
             summary.warnings.extend(self.warnings)
@@ -236,6 +246,21 @@ class Index:
         if not self._meta.roots:
             raise InputError("this index has no recorded roots yet; add paths first")
         return self.add(roots or self._meta.roots, events=events)
+
+    def _ann_settings(self) -> AnnSettings:
+        return AnnSettings(min_rows=self.config.ann_min_rows, ef_search=self.config.ann_ef_search)
+
+    def optimize(self) -> None:
+        """Fold recent writes into the store's indexes and bring the saved ANN graphs up to
+        date. Every indexing run ends with this; call it after writing to the store directly."""
+        with self._write_lock():
+            self._store.optimize(ann_min_rows=self.config.ann_min_rows)
+            refresh_saved_graphs(self._store, self.path / ANN_DIR, self._ann_settings())
+
+    def warm(self) -> bool:
+        """Build the in-memory read model now (servers call this at start-up) so the next
+        searches skip store round trips. Returns whether one is in use."""
+        return self._keeper.build_now() is not None
 
     def _get_ocr(self) -> RapidOcr:
         if self._ocr is None:
@@ -302,6 +327,7 @@ class Index:
             self.config,
             image_encoder=self._load_image_encoder(for_search=True),
             text_encoder=self._load_text_encoder(for_search=True),
+            snapshot=self._keeper.current(start_build=self._serve_from_memory),
         )
 
     def _hashes_under(self, path_prefix: str | None) -> tuple[str, ...] | None:
@@ -439,6 +465,12 @@ class Index:
         self.close()
 
 
-def open_index(path: str | os.PathLike[str], *, create: bool = True, **settings: Any) -> Index:
+def open_index(
+    path: str | os.PathLike[str],
+    *,
+    create: bool = True,
+    serve_from_memory: bool = True,
+    **settings: Any,
+) -> Index:
     """Open (or create) the index at ``path``. Keyword settings override ``polylens.toml``."""
-    return Index(path, create=create, **settings)
+    return Index(path, create=create, serve_from_memory=serve_from_memory, **settings)

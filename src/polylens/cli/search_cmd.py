@@ -35,7 +35,7 @@ def search(
     with cli_errors():
         if not query and image is None:
             raise InputError("give a QUERY, --image FILE, or both")
-        with open_index(index_dir or default_index(), create=False) as idx:
+        with open_index(index_dir or default_index(), create=False, serve_from_memory=False) as idx:
             hits = idx.search(query, image=image, k=k, kind=kind or None)
     if as_json:
         out_console.print_json(json.dumps([h.to_dict() for h in hits]))

@@ -17,6 +17,7 @@ from polylens.config import IndexConfig
 from polylens.encoders.base import ImageTextEncoder, TextEncoder, normalise
 from polylens.errors import InputError
 from polylens.search.fusion import reciprocal_rank_fusion
+from polylens.search.snapshot import Snapshot
 from polylens.search.snippets import snippet
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
 from polylens.types import KINDS, Hit
@@ -54,11 +55,58 @@ class Searcher:
         *,
         image_encoder: ImageTextEncoder | None,
         text_encoder: TextEncoder | None,
+        snapshot: Snapshot | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
+        self.snapshot = snapshot
+        """When given (and current), dense search and resolution run in memory."""
+
+    # -- store or snapshot -----------------------------------------------------------
+    def _has_vectors(self, name: str) -> bool:
+        if self.snapshot is not None:
+            return name in self.snapshot.vectors
+        return self.store.has_collection(name)
+
+    def _nearest(self, name: str, vector: Any, k: int, where: Filter | None) -> list[str]:
+        """Item ids of the ``k`` nearest vectors (an item may appear more than once)."""
+        if self.snapshot is not None:
+            ids = self.snapshot.ids
+            return [ids[row] for row, _ in self.snapshot.vectors[name].search(vector, k, where)]
+        return [r.row["item_id"] for r in self.store.search_vector(name, vector, k, where)]
+
+    def _bm25(self, text: str, k: int, where: Filter | None) -> list[str]:
+        ids = [r.row["id"] for r in self.store.search_text(ITEMS, text, k, where)]
+        if self.snapshot is not None:
+            # Rows committed after the snapshot was taken wait for the next one.
+            known = self.snapshot.item_row
+            ids = [i for i in ids if i in known]
+        return ids
+
+    def _items_and_paths(
+        self, ids: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+        if self.snapshot is not None:
+            rows = self.snapshot.rows_of(ids)
+            items = {row["id"]: row for row in rows}
+            all_paths = self.snapshot.paths
+            paths = {
+                row["content_hash"]: all_paths[row["content_hash"]]
+                for row in rows
+                if row["content_hash"] in all_paths
+            }
+            return items, paths
+        items = {row["id"]: row for row in self.store.get(ITEMS, Filter(ids=tuple(ids)))}
+        hashes = tuple({row["content_hash"] for row in items.values()})
+        paths = {}
+        if hashes:
+            for row in self.store.get(
+                FILES, Filter(content_hashes=hashes), ["path", "content_hash"]
+            ):
+                paths.setdefault(row["content_hash"], []).append(row["path"])
+        return items, paths
 
     def search(self, request: SearchRequest) -> list[Hit]:
         text = (request.text or "").strip()
@@ -84,8 +132,8 @@ class Searcher:
         wanted = request.k + request.offset
         depth = max(50, 3 * wanted)
         if request.vector is not None:
-            rows = self.store.search_vector(VEC_IMAGE, request.vector, depth, where)
-            ranked, weights = {"image": [r.row["item_id"] for r in rows]}, {"image": 1.0}
+            ranked = {"image": self._nearest(VEC_IMAGE, request.vector, depth, where)}
+            weights = {"image": 1.0}
         else:
             ranked, weights = self._retrieve(text, request.image, depth, where, use)
         fused = reciprocal_rank_fusion(ranked, weights=weights, k=self.config.rrf_k)
@@ -107,9 +155,7 @@ class Searcher:
         weights: dict[str, float] = {}
         text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
         has_images = (
-            "image" in use
-            and self.image_encoder is not None
-            and self.store.has_collection(VEC_IMAGE)
+            "image" in use and self.image_encoder is not None and self._has_vectors(VEC_IMAGE)
         )
         if image is not None and not has_images:
             raise InputError(
@@ -140,22 +186,14 @@ class Searcher:
                 if not allowed:
                     vector = None
             if vector is not None:
-                rows = self.store.search_vector(VEC_IMAGE, vector, depth, visual_where)
-                ranked["image"] = [r.row["item_id"] for r in rows]
+                ranked["image"] = self._nearest(VEC_IMAGE, vector, depth, visual_where)
                 weights["image"] = cfg.weight_image
-        if (
-            text
-            and "text" in use
-            and self.text_encoder is not None
-            and self.store.has_collection(VEC_TEXT)
-        ):
+        if text and "text" in use and self.text_encoder is not None and self._has_vectors(VEC_TEXT):
             vector = self.text_encoder.embed_queries([text])[0]
-            rows = self.store.search_vector(VEC_TEXT, vector, depth * 3, where)
-            ranked["text"] = _dedupe([r.row["item_id"] for r in rows])[:depth]
+            ranked["text"] = _dedupe(self._nearest(VEC_TEXT, vector, depth * 3, where))[:depth]
             weights["text"] = cfg.weight_text * text_share
         if text and "bm25" in use:
-            rows = self.store.search_text(ITEMS, text, depth, where)
-            ranked["bm25"] = [r.row["id"] for r in rows]
+            ranked["bm25"] = self._bm25(text, depth, where)
             weights["bm25"] = cfg.weight_bm25 * text_share
         return ranked, weights
 
@@ -169,17 +207,7 @@ class Searcher:
         bounds = [(0, first)] + [(s, s + first) for s in range(first, len(fused), first)]
         for start, stop in bounds:
             window = fused[start:stop]
-            items = {
-                row["id"]: row
-                for row in self.store.get(ITEMS, Filter(ids=tuple(f.id for f in window)))
-            }
-            hashes = tuple({row["content_hash"] for row in items.values()})
-            paths: dict[str, list[str]] = {}
-            if hashes:
-                for row in self.store.get(
-                    FILES, Filter(content_hashes=hashes), ["path", "content_hash"]
-                ):
-                    paths.setdefault(row["content_hash"], []).append(row["path"])
+            items, paths = self._items_and_paths([f.id for f in window])
             for entry in window:
                 item = items.get(entry.id)
                 if item is None or item["content_hash"] not in paths:

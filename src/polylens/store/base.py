@@ -8,11 +8,12 @@ values, not SQL, so each engine translates them into its own query language.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 # Collection names used by polylens. Each engine creates them with the schemas in
 # polylens.store.schema.
@@ -92,6 +93,16 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def scan(self, name: str, columns: Sequence[str], where: Filter | None = None) -> pa.Table:
+        """Rows as one Arrow table: the bulk read the in-memory read model is built from.
+        Engines should override this; the default goes through ``get``."""
+        return pa.Table.from_pylist(self.get(name, where, columns))
+
+    def change_token(self) -> Hashable | None:
+        """A cheap value that changes whenever any collection changes (``None``: unknown,
+        so nothing derived from the store may be cached)."""
+        return None
 
     def distinct(self, name: str, column: str) -> set[Any]:
         """Distinct values of one column. Engines may override with something faster."""

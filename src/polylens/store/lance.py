@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -189,6 +190,43 @@ class LanceStore(Store):
                 query = query.select(list(columns))
             rows.extend(query.limit(None).to_arrow().to_pylist())
         return rows
+
+    @_wrap
+    def scan(self, name: str, columns: Sequence[str], where: Filter | None = None) -> pa.Table:
+        if not self.has_collection(name):
+            raise StoreError(f"collection {name!r} does not exist in {self.directory}")
+        table = self._table(name)
+        parts = []
+        for predicate in _sql(where):
+            query = table.search().select(list(columns))
+            if predicate:
+                query = query.where(predicate)
+            parts.append(query.limit(None).to_arrow())
+        if not parts:
+            return table.schema.empty_table().select(list(columns))
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def change_token(self) -> tuple[Any, ...]:
+        """Each table's latest version (LanceDB's hint file) and version-folder time: every
+        commit moves them, and reading them costs microseconds, not a LanceDB query."""
+        token: list[Any] = []
+        try:
+            root = os.stat(self.directory)
+            token.append(root.st_mtime_ns)
+            with os.scandir(self.directory) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(".lance"))
+            for table in names:
+                versions = self.directory / table / "_versions"
+                hint = versions / "latest_version_hint.json"
+                stamp = os.stat(versions)
+                try:
+                    latest = hint.read_bytes()  # {"version":N}, rewritten by every commit
+                except FileNotFoundError:
+                    latest = b""
+                token.append((table, stamp.st_mtime_ns, latest))
+        except FileNotFoundError:
+            token.append(None)
+        return tuple(token)
 
     @_wrap
     def distinct(self, name: str, column: str) -> set[Any]:

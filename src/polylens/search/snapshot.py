@@ -1,0 +1,283 @@
+"""An in-memory read model of one store version, so a query needs no store round trip
+except BM25.
+
+Built from the store in bulk (files first, then items, then vectors: a writer commits in
+the opposite order, so anything a snapshot sees a file row for is complete in it), tagged
+with the store's change token, and used only while that token is current. A stale
+snapshot is never served: queries fall back to the store while a fresh one is built in the
+background.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from polylens.search.ann import (
+    REBUILD_DEAD_SHARE,
+    AnnSettings,
+    VectorIndex,
+    build_graph,
+    load_graph,
+    save_graph,
+    sync_graph,
+)
+from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
+from polylens.types import KINDS
+
+log = logging.getLogger(__name__)
+
+VECTOR_COLLECTIONS = (VEC_IMAGE, VEC_TEXT)
+ITEM_COLUMNS = ["id", "content_hash", "kind", "page", "chunk", "text"]
+_KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
+
+
+def _matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dim = array.type.list_size
+    return array.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+
+
+def _kind_codes(column: pa.Array) -> np.ndarray:
+    return np.array([_KIND_CODE.get(k, 255) for k in column.to_pylist()], dtype=np.uint8)
+
+
+@dataclass
+class VectorView:
+    """One vector collection aligned to its index's row order."""
+
+    index: VectorIndex
+    item_rows: np.ndarray  # vector row -> item row in the snapshot, -1 when unknown
+    kinds: np.ndarray  # uint8 kind codes
+    hashes: pa.Array  # content hash per vector row
+    _masks: dict[Any, np.ndarray] = field(default_factory=dict)
+
+    def mask(self, where: Filter | None) -> np.ndarray | None:
+        if where is None or where.is_empty():
+            return None
+        key = (where.kinds, where.content_hashes)
+        cached = self._masks.get(key)
+        if cached is not None:
+            return cached
+        mask = self.item_rows >= 0
+        if where.kinds is not None:
+            codes = [_KIND_CODE[k] for k in where.kinds if k in _KIND_CODE]
+            mask &= np.isin(self.kinds, np.array(codes, dtype=np.uint8))
+        if where.content_hashes is not None:
+            allowed = pa.array(list(where.content_hashes), type=pa.string())
+            mask &= pc.is_in(self.hashes, value_set=allowed).to_numpy(zero_copy_only=False)
+        if len(self._masks) < 64:
+            self._masks[key] = mask
+        return mask
+
+    def search(self, vector: np.ndarray, k: int, where: Filter | None) -> list[tuple[int, float]]:
+        """(item row, score) of the ``k`` best vectors, one entry per vector row."""
+        rows, scores = self.index.search(vector, k, self.mask(where))
+        items = self.item_rows[rows]
+        return [(int(i), float(s)) for i, s in zip(items, scores, strict=True) if i >= 0]
+
+
+@dataclass
+class Snapshot:
+    token: Hashable
+    items: pa.Table
+    ids: list[str]
+    item_row: dict[str, int]
+    paths: dict[str, list[str]]
+    vectors: dict[str, VectorView]
+    built_seconds: float = 0.0
+
+    def rows_of(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        positions = [self.item_row[i] for i in ids if i in self.item_row]
+        return self.items.take(positions).to_pylist() if positions else []
+
+
+def build_snapshot(
+    store: Store, ann_dir: Path, settings: AnnSettings, token: Hashable | None = None
+) -> Snapshot:
+    started = time.perf_counter()
+    token = store.change_token() if token is None else token
+    paths: dict[str, list[str]] = {}
+    if store.has_collection(FILES):
+        files = store.scan(FILES, ["path", "content_hash"])
+        for path, content_hash in zip(
+            files.column("path").to_pylist(), files.column("content_hash").to_pylist(), strict=True
+        ):
+            paths.setdefault(content_hash, []).append(path)
+        for value in paths.values():
+            value.sort()
+    if store.has_collection(ITEMS):
+        items = store.scan(ITEMS, ITEM_COLUMNS).combine_chunks()
+    else:
+        items = pa.table({c: pa.array([], type=pa.string()) for c in ITEM_COLUMNS})
+    ids = items.column("id").to_pylist()
+    item_row = {item_id: row for row, item_id in enumerate(ids)}
+    item_ids = pa.array(ids, type=pa.string())
+    vectors = {}
+    for name in VECTOR_COLLECTIONS:
+        if store.has_collection(name):
+            vectors[name] = _vector_view(store, name, ann_dir, settings, item_ids)
+    return Snapshot(
+        token=token,
+        items=items,
+        ids=ids,
+        item_row=item_row,
+        paths=paths,
+        vectors=vectors,
+        built_seconds=time.perf_counter() - started,
+    )
+
+
+def _vector_view(
+    store: Store, name: str, ann_dir: Path, settings: AnnSettings, item_ids: pa.Array
+) -> VectorView:
+    meta = store.scan(name, ["id", "item_id", "content_hash", "kind"]).combine_chunks()
+    if meta.num_rows < settings.min_rows:
+        table = store.scan(name, ["id", "item_id", "content_hash", "kind", "vector"])
+        index = VectorIndex(
+            table.column("id").combine_chunks(),
+            matrix=_matrix(table.column("vector")),
+            ef_search=settings.ef_search,
+        )
+        aligned = table.select(["item_id", "content_hash", "kind"]).combine_chunks()
+    else:
+        index = open_graph(store, name, ann_dir, settings, meta.column("id"), save=False)
+        positions = pc.index_in(index.ids, value_set=meta.column("id"))
+        aligned = meta.select(["item_id", "content_hash", "kind"]).take(pc.fill_null(positions, 0))
+        dead = pc.is_null(positions).to_numpy(zero_copy_only=False)
+        index.live &= ~dead
+    item_rows = pc.index_in(aligned.column("item_id"), value_set=item_ids)
+    return VectorView(
+        index=index,
+        item_rows=pc.fill_null(item_rows, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+        kinds=_kind_codes(aligned.column("kind")),
+        hashes=aligned.column("content_hash").combine_chunks(),
+    )
+
+
+def open_graph(
+    store: Store,
+    name: str,
+    ann_dir: Path,
+    settings: AnnSettings,
+    store_ids: pa.ChunkedArray | pa.Array,
+    *,
+    save: bool,
+) -> VectorIndex:
+    """The saved HNSW graph of ``name`` brought up to the store's rows (built if missing or
+    mostly dead); written back when ``save`` (writers only)."""
+    if isinstance(store_ids, pa.ChunkedArray):
+        store_ids = store_ids.combine_chunks()
+
+    def fetch(ids: list[str]) -> np.ndarray:
+        table = store.scan(name, ["id", "vector"], Filter(ids=tuple(ids)))
+        order = pc.index_in(pa.array(ids, type=pa.string()), value_set=table.column("id"))
+        return _matrix(table.column("vector").take(order))
+
+    saved = load_graph(ann_dir, name)
+    if saved is not None:
+        graph, graph_ids, live, changed = sync_graph(*saved, store_ids, fetch)
+        index = VectorIndex(graph_ids, graph=graph, ef_search=settings.ef_search)
+        index.live = live
+        if index.dead_share <= REBUILD_DEAD_SHARE:
+            if save and changed:
+                save_graph(ann_dir, name, graph, graph_ids)
+            return index
+        log.info(
+            "rebuilding the ANN graph of %s: %.0f%% of it is dead", name, 100 * index.dead_share
+        )
+    log.info("building the ANN graph of %s over %d vectors", name, len(store_ids))
+    table = store.scan(name, ["id", "vector"])
+    graph = build_graph(_matrix(table.column("vector")))
+    graph_ids = table.column("id").combine_chunks()
+    if save:
+        save_graph(ann_dir, name, graph, graph_ids)
+    return VectorIndex(graph_ids, graph=graph, ef_search=settings.ef_search)
+
+
+def refresh_saved_graphs(store: Store, ann_dir: Path, settings: AnnSettings) -> None:
+    """After a write: bring saved graphs up to date so readers load them without rebuilding."""
+    for name in VECTOR_COLLECTIONS:
+        if not store.has_collection(name):
+            continue
+        ids = store.scan(name, ["id"]).column("id")
+        if len(ids) >= settings.min_rows:
+            open_graph(store, name, ann_dir, settings, ids, save=True)
+
+
+class SnapshotKeeper:
+    """Holds the current snapshot; rebuilds it in a background thread when the store moves.
+
+    ``current()`` costs one change-token read and never blocks on a build.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        ann_dir: Path,
+        settings: AnnSettings,
+        *,
+        min_interval: float = 1.0,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.ann_dir = ann_dir
+        self.settings = settings
+        self.min_interval = min_interval
+        self.on_error = on_error
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._building: threading.Thread | None = None
+        self._last_build = 0.0
+
+    def current(self, *, start_build: bool = True) -> Snapshot | None:
+        token = self.store.change_token()
+        if token is None:
+            return None
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.token == token:
+            return snapshot
+        if start_build:
+            self._start_background()
+        return None
+
+    def build_now(self) -> Snapshot | None:
+        """Build synchronously (server start-up, benchmarks, tests)."""
+        with self._lock:
+            token = self.store.change_token()
+            if token is None:
+                return None
+            if self._snapshot is None or self._snapshot.token != token:
+                self._snapshot = build_snapshot(self.store, self.ann_dir, self.settings, token)
+            self._last_build = time.monotonic()
+            return self._snapshot
+
+    def _start_background(self) -> None:
+        if self._building is not None and self._building.is_alive():
+            return
+        if time.monotonic() - self._last_build < self.min_interval:
+            return
+        self._building = threading.Thread(target=self._build, name="polylens-snapshot", daemon=True)
+        self._building.start()
+
+    def _build(self) -> None:
+        try:
+            self.build_now()
+        except Exception as exc:  # noqa: BLE001 - queries keep working from the store
+            log.warning("could not build the in-memory read model: %s", exc)
+            if self.on_error is not None:
+                self.on_error(exc)
+
+    def wait(self, timeout: float | None = None) -> None:
+        thread = self._building
+        if thread is not None:
+            thread.join(timeout)
