@@ -7,8 +7,10 @@ cosine similarity is a dot product everywhere downstream.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +30,47 @@ def normalise(matrix: np.ndarray) -> np.ndarray:
 
 def _batched(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+class QueryCache:
+    """The last few hundred query embeddings: people re-run, page and refine the same
+    queries, and a cache hit costs microseconds where a forward pass costs milliseconds."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(
+        self, texts: Sequence[str], compute: Callable[[Sequence[str]], np.ndarray], dim: int
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        missing: list[int] = []
+        with self._lock:
+            for i, text in enumerate(texts):
+                cached = self._entries.get(text)
+                if cached is None:
+                    missing.append(i)
+                else:
+                    self._entries.move_to_end(text)
+                    out[i] = cached
+        if missing:
+            computed = compute([texts[i] for i in missing])
+            with self._lock:
+                for i, vector in zip(missing, computed, strict=True):
+                    out[i] = vector
+                    self._entries[texts[i]] = vector.copy()
+                    self._entries.move_to_end(texts[i])
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return out
+
+
+def _query_cache(encoder: object) -> QueryCache:
+    cache = encoder.__dict__.get("_query_cache")
+    if cache is None:
+        cache = encoder.__dict__.setdefault("_query_cache", QueryCache())
+    return cache
 
 
 class ImageTextEncoder(ABC):
@@ -54,6 +97,9 @@ class ImageTextEncoder(ABC):
         """Text-tower embeddings of queries, comparable with image embeddings."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return _query_cache(self).embed(texts, self._embed_queries_uncached, self.dim)
+
+    def _embed_queries_uncached(self, texts: Sequence[str]) -> np.ndarray:
         parts = [self._embed_text_batch(texts[s]) for s in _batched(len(texts), self.batch_size)]
         return normalise(np.concatenate(parts))
 
@@ -73,7 +119,11 @@ class TextEncoder(ABC):
         return self._embed_all(texts, query=False)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed_all(texts, query=True)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _query_cache(self).embed(
+            texts, lambda todo: self._embed_all(todo, query=True), self.dim
+        )
 
     def _embed_all(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
         if not texts:
