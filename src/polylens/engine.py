@@ -334,6 +334,9 @@ class Index:
         if not path_prefix:
             return None
         prefix = normalise_root(path_prefix)
+        snapshot = self._keeper.current(start_build=False)
+        if snapshot is not None:
+            return snapshot.hashes_under(prefix)
         rows = self._store.get(FILES, None, ["path", "content_hash"])
         return tuple(sorted({r["content_hash"] for r in rows if under_any(r["path"], [prefix])}))
 

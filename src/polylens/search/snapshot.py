@@ -10,7 +10,9 @@ background.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -94,7 +96,22 @@ class Snapshot:
     item_row: dict[str, int]
     paths: dict[str, list[str]]
     vectors: dict[str, VectorView]
+    sorted_paths: list[str] = field(default_factory=list)
+    sorted_hashes: list[str] = field(default_factory=list)
     built_seconds: float = 0.0
+
+    def hashes_under(self, root: str) -> tuple[str, ...]:
+        """Contents of files at or below ``root``: one contiguous range of sorted paths."""
+        root = root.rstrip(os.sep) or os.sep
+        found = set()
+        exact = bisect.bisect_left(self.sorted_paths, root)
+        if exact < len(self.sorted_paths) and self.sorted_paths[exact] == root:
+            found.add(self.sorted_hashes[exact])
+        below = root if root.endswith(os.sep) else root + os.sep
+        start = bisect.bisect_left(self.sorted_paths, below)
+        stop = bisect.bisect_left(self.sorted_paths, below[:-1] + chr(ord(os.sep) + 1))
+        found.update(self.sorted_hashes[start:stop])
+        return tuple(sorted(found))
 
     def rows_of(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         positions = [self.item_row[i] for i in ids if i in self.item_row]
@@ -107,14 +124,14 @@ def build_snapshot(
     started = time.perf_counter()
     token = store.change_token() if token is None else token
     paths: dict[str, list[str]] = {}
+    sorted_paths: list[str] = []
+    sorted_hashes: list[str] = []
     if store.has_collection(FILES):
-        files = store.scan(FILES, ["path", "content_hash"])
-        for path, content_hash in zip(
-            files.column("path").to_pylist(), files.column("content_hash").to_pylist(), strict=True
-        ):
+        files = store.scan(FILES, ["path", "content_hash"]).sort_by("path")
+        sorted_paths = files.column("path").to_pylist()
+        sorted_hashes = files.column("content_hash").to_pylist()
+        for path, content_hash in zip(sorted_paths, sorted_hashes, strict=True):
             paths.setdefault(content_hash, []).append(path)
-        for value in paths.values():
-            value.sort()
     if store.has_collection(ITEMS):
         items = store.scan(ITEMS, ITEM_COLUMNS).combine_chunks()
     else:
@@ -133,6 +150,8 @@ def build_snapshot(
         item_row=item_row,
         paths=paths,
         vectors=vectors,
+        sorted_paths=sorted_paths,
+        sorted_hashes=sorted_hashes,
         built_seconds=time.perf_counter() - started,
     )
 
