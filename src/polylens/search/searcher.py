@@ -78,6 +78,8 @@ class Searcher:
         return [r.row["item_id"] for r in self.store.search_vector(name, vector, k, where)]
 
     def _bm25(self, text: str, k: int, where: Filter | None) -> list[str]:
+        if self.snapshot is not None and self.snapshot.bm25 is not None:
+            return self.snapshot.search_text(text, k, where)
         ids = [r.row["id"] for r in self.store.search_text(ITEMS, text, k, where)]
         if self.snapshot is not None:
             # Rows committed after the snapshot was taken wait for the next one.

@@ -33,6 +33,7 @@ from polylens.search.ann import (
     save_graph,
     sync_graph,
 )
+from polylens.search.lexical import Bm25Index, Vocabulary
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
 from polylens.types import KINDS
 
@@ -53,6 +54,19 @@ def _kind_codes(column: pa.Array) -> np.ndarray:
     return np.array([_KIND_CODE.get(k, 255) for k in column.to_pylist()], dtype=np.uint8)
 
 
+def _filter_mask(
+    kinds: np.ndarray, hashes: pa.Array, where: Filter, base: np.ndarray | None = None
+) -> np.ndarray:
+    mask = np.ones(len(kinds), dtype=bool) if base is None else base.copy()
+    if where.kinds is not None:
+        codes = [_KIND_CODE[k] for k in where.kinds if k in _KIND_CODE]
+        mask &= np.isin(kinds, np.array(codes, dtype=np.uint8))
+    if where.content_hashes is not None:
+        allowed = pa.array(list(where.content_hashes), type=pa.string())
+        mask &= pc.is_in(hashes, value_set=allowed).to_numpy(zero_copy_only=False)
+    return mask
+
+
 @dataclass
 class VectorView:
     """One vector collection aligned to its index's row order."""
@@ -70,13 +84,7 @@ class VectorView:
         cached = self._masks.get(key)
         if cached is not None:
             return cached
-        mask = self.item_rows >= 0
-        if where.kinds is not None:
-            codes = [_KIND_CODE[k] for k in where.kinds if k in _KIND_CODE]
-            mask &= np.isin(self.kinds, np.array(codes, dtype=np.uint8))
-        if where.content_hashes is not None:
-            allowed = pa.array(list(where.content_hashes), type=pa.string())
-            mask &= pc.is_in(self.hashes, value_set=allowed).to_numpy(zero_copy_only=False)
+        mask = _filter_mask(self.kinds, self.hashes, where, self.item_rows >= 0)
         if len(self._masks) < 64:
             self._masks[key] = mask
         return mask
@@ -98,7 +106,25 @@ class Snapshot:
     vectors: dict[str, VectorView]
     sorted_paths: list[str] = field(default_factory=list)
     sorted_hashes: list[str] = field(default_factory=list)
+    bm25: Bm25Index | None = None
+    item_kinds: np.ndarray | None = None
     built_seconds: float = 0.0
+    _item_masks: dict[Any, np.ndarray] = field(default_factory=dict)
+
+    def search_text(self, query: str, k: int, where: Filter | None) -> list[str]:
+        """Item ids of the BM25 top ``k`` (the read model must have been built with BM25)."""
+        assert self.bm25 is not None and self.item_kinds is not None
+        allowed = None
+        if where is not None and not where.is_empty():
+            key = (where.kinds, where.content_hashes)
+            allowed = self._item_masks.get(key)
+            if allowed is None:
+                hashes = self.items.column("content_hash")
+                allowed = _filter_mask(self.item_kinds, hashes, where)
+                if len(self._item_masks) < 64:
+                    self._item_masks[key] = allowed
+        rows, _ = self.bm25.search(query, k, allowed)
+        return [self.ids[r] for r in rows]
 
     def hashes_under(self, root: str) -> tuple[str, ...]:
         """Contents of files at or below ``root``: one contiguous range of sorted paths."""
@@ -119,7 +145,11 @@ class Snapshot:
 
 
 def build_snapshot(
-    store: Store, ann_dir: Path, settings: AnnSettings, token: Hashable | None = None
+    store: Store,
+    ann_dir: Path,
+    settings: AnnSettings,
+    token: Hashable | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Snapshot:
     started = time.perf_counter()
     token = store.change_token() if token is None else token
@@ -139,6 +169,10 @@ def build_snapshot(
     ids = items.column("id").to_pylist()
     item_row = {item_id: row for row, item_id in enumerate(ids)}
     item_ids = pa.array(ids, type=pa.string())
+    bm25 = None
+    if vocabulary is not None:
+        bm25 = Bm25Index.build(vocabulary, ids, items.column("text").to_pylist())
+        vocabulary.forget_except(set(item_row))
     vectors = {}
     for name in VECTOR_COLLECTIONS:
         if store.has_collection(name):
@@ -152,6 +186,8 @@ def build_snapshot(
         vectors=vectors,
         sorted_paths=sorted_paths,
         sorted_hashes=sorted_hashes,
+        bm25=bm25,
+        item_kinds=_kind_codes(items.column("kind")),
         built_seconds=time.perf_counter() - started,
     )
 
@@ -257,6 +293,7 @@ class SnapshotKeeper:
         self._lock = threading.Lock()
         self._building: threading.Thread | None = None
         self._last_build = 0.0
+        self.vocabulary = Vocabulary()
 
     def current(self, *, start_build: bool = True) -> Snapshot | None:
         token = self.store.change_token()
@@ -276,7 +313,9 @@ class SnapshotKeeper:
             if token is None:
                 return None
             if self._snapshot is None or self._snapshot.token != token:
-                self._snapshot = build_snapshot(self.store, self.ann_dir, self.settings, token)
+                self._snapshot = build_snapshot(
+                    self.store, self.ann_dir, self.settings, token, self.vocabulary
+                )
             self._last_build = time.monotonic()
             return self._snapshot
 

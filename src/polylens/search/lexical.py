@@ -1,0 +1,172 @@
+"""BM25 over the read model's items, in memory, exact, with MaxScore-style pruning.
+
+LanceDB's full-text index stays the BM25 of record (it is what a search uses whenever
+the read model is stale). This copy exists for latency: a LanceDB FTS query costs
+milliseconds of fixed overhead, more than the whole budget of a fused query at a million
+items. The analyser mirrors the store's (lowercase, ASCII folding, Lucene's English stop
+words, Snowball English stemming) so both rank alike.
+
+Pruning: query terms are scored rarest first into a dense score array; once the
+contributions every remaining (common) term could still add to a document not yet seen
+cannot lift it past the current k-th best score, the remaining terms only update documents
+already seen. Results equal exhaustive scoring.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from polylens._lazy import import_or_raise
+
+K1 = 1.2
+B = 0.75
+
+# Lucene's English stop words (what tantivy and so LanceDB's FTS remove).
+STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
+_WORD = re.compile(r"\w+")
+_stemmers = threading.local()
+
+
+def _stem(words: list[str]) -> list[str]:
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        module = import_or_raise("Stemmer", package="PyStemmer")
+        stemmer = _stemmers.english = module.Stemmer("english")
+    return stemmer.stemWords(words)
+
+
+def analyse(text: str) -> list[str]:
+    """Terms of ``text`` as the index sees them."""
+    text = text.lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+    words = [w for w in _WORD.findall(text) if w not in STOP_WORDS]
+    return _stem(words) if words else []
+
+
+class Vocabulary:
+    """Term -> id, only ever growing, shared by successive read models of one index so a
+    rebuild analyses only the texts it has not seen."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.cache: dict[str, np.ndarray] = {}
+        self.lock = threading.Lock()
+
+    def terms_of(self, key: str, text: str) -> np.ndarray:
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        ids = self.ids
+        terms = np.fromiter((ids.setdefault(t, len(ids)) for t in analyse(text)), dtype=np.int32)
+        self.cache[key] = terms
+        return terms
+
+    def forget_except(self, keys: set[str]) -> None:
+        for key in [k for k in self.cache if k not in keys]:
+            del self.cache[key]
+
+
+@dataclass
+class Bm25Index:
+    """Postings per term (doc-sorted doc ids with precomputed BM25 weights)."""
+
+    vocabulary: Vocabulary
+    starts: np.ndarray  # term id -> first posting; term t owns [starts[t], starts[t+1])
+    docs: np.ndarray  # int32 doc rows
+    weights: np.ndarray  # float32 idf * tf part
+    upper: np.ndarray  # float32 per term: its largest weight
+    n_docs: int
+
+    @classmethod
+    def build(cls, vocabulary: Vocabulary, keys: Sequence[str], texts: Sequence[str]) -> Bm25Index:
+        with vocabulary.lock:
+            per_doc = [vocabulary.terms_of(k, t) for k, t in zip(keys, texts, strict=True)]
+            n_terms = len(vocabulary.ids)
+        n_docs = len(per_doc)
+        lengths = np.fromiter((len(p) for p in per_doc), dtype=np.int64, count=n_docs)
+        if lengths.sum() == 0:
+            empty = np.zeros(0, dtype=np.int32)
+            return cls(
+                vocabulary,
+                np.zeros(n_terms + 1, np.int64),
+                empty,
+                np.zeros(0, np.float32),
+                np.zeros(n_terms, np.float32),
+                n_docs,
+            )
+        terms = np.concatenate(per_doc)
+        doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+        # (term, doc) pairs with their counts: sort by term then doc, then run-length.
+        key = terms.astype(np.int64) * n_docs + doc_of
+        key.sort()
+        unique, tf = np.unique(key, return_counts=True)
+        term = (unique // n_docs).astype(np.int64)
+        docs = (unique % n_docs).astype(np.int32)
+        df = np.bincount(term, minlength=n_terms)
+        avgdl = max(float(lengths.mean()), 1e-9)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = K1 * (1.0 - B + B * lengths[docs] / avgdl)
+        weights = (idf[term] * tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
+        starts = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(df, out=starts[1:])
+        upper = np.zeros(n_terms, dtype=np.float32)
+        np.maximum.at(upper, term, weights)
+        return cls(vocabulary, starts, docs, weights, upper, n_docs)
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Doc rows and BM25 scores of the ``k`` best allowed documents, best first."""
+        ids = self.vocabulary.ids
+        found = {ids[t] for t in analyse(query) if t in ids}
+        terms = [t for t in found if t < len(self.upper) and self.starts[t + 1] > self.starts[t]]
+        if not terms or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        terms.sort(key=lambda t: self.starts[t + 1] - self.starts[t])  # rarest first
+        upper = np.array([self.upper[t] for t in terms], dtype=np.float64)
+        remaining = np.concatenate([np.cumsum(upper[::-1])[::-1], [0.0]])
+        scores = np.zeros(self.n_docs, dtype=np.float32)
+        seen: list[np.ndarray] = []
+        candidates: np.ndarray | None = None
+        for i, t in enumerate(terms):
+            lo, hi = self.starts[t], self.starts[t + 1]
+            docs, weights = self.docs[lo:hi], self.weights[lo:hi]
+            if candidates is None:
+                scores[docs] += weights  # doc ids within one term are unique
+                seen.append(docs)
+                pool = np.unique(np.concatenate(seen)) if len(seen) > 1 else docs
+                if allowed is not None:
+                    pool = pool[allowed[pool]]
+                if len(pool) >= k:
+                    theta = np.partition(scores[pool], len(pool) - k)[len(pool) - k]
+                    if remaining[i + 1] < theta:
+                        candidates = pool  # no unseen document can reach the top k any more
+            else:
+                at = np.searchsorted(docs, candidates)
+                at[at >= len(docs)] = 0
+                hit = docs[at] == candidates
+                scores[candidates[hit]] += weights[at[hit]]
+        if candidates is None:
+            candidates = np.unique(np.concatenate(seen)) if len(seen) > 1 else seen[0]
+            if allowed is not None:
+                candidates = candidates[allowed[candidates]]
+        if len(candidates) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top_scores = scores[candidates]
+        if len(candidates) > k:
+            part = np.argpartition(-top_scores, k - 1)[:k]
+        else:
+            part = np.arange(len(candidates))
+        order = part[np.lexsort((candidates[part], -top_scores[part]))]
+        return candidates[order].astype(np.int64), top_scores[order]
