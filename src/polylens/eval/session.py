@@ -38,6 +38,7 @@ def evaluate_dataset(
     mapping = materialize(dataset, work / "corpus")
     with open_index(index_dir or work / "index", **(settings or {})) as index:
         summary = index.add([work / "corpus"], events=events)
+        index.warm()  # every query answered by the same (in-memory) path
         report = evaluate_index(
             index,
             dataset,
