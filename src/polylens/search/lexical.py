@@ -124,6 +124,21 @@ class Bm25Index:
         np.maximum.at(upper, term, weights)
         return cls(vocabulary, starts, docs, weights, upper, n_docs)
 
+    def _pool(
+        self,
+        scores: np.ndarray,
+        seen: list[np.ndarray],
+        seen_postings: int,
+        allowed: np.ndarray | None,
+    ) -> np.ndarray:
+        """Distinct allowed documents scored so far (weights are positive, so a touched
+        document has a positive score): a sort for short lists, a scan for long ones."""
+        if seen_postings * 64 > self.n_docs:
+            pool = np.flatnonzero(scores > 0)
+        else:
+            pool = np.unique(np.concatenate(seen)) if len(seen) > 1 else seen[0]
+        return pool if allowed is None else pool[allowed[pool]]
+
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -139,28 +154,35 @@ class Bm25Index:
         scores = np.zeros(self.n_docs, dtype=np.float32)
         seen: list[np.ndarray] = []
         candidates: np.ndarray | None = None
+        seen_postings = 0
         for i, t in enumerate(terms):
             lo, hi = self.starts[t], self.starts[t + 1]
             docs, weights = self.docs[lo:hi], self.weights[lo:hi]
             if candidates is None:
                 scores[docs] += weights  # doc ids within one term are unique
                 seen.append(docs)
-                pool = np.unique(np.concatenate(seen)) if len(seen) > 1 else docs
-                if allowed is not None:
-                    pool = pool[allowed[pool]]
-                if len(pool) >= k:
-                    theta = np.partition(scores[pool], len(pool) - k)[len(pool) - k]
-                    if remaining[i + 1] < theta:
-                        candidates = pool  # no unseen document can reach the top k any more
-            else:
+                seen_postings += len(docs)
+                # No document can score above the processed terms' bounds: while the
+                # remaining terms could add more than that, nothing can be pruned yet.
+                if i + 1 < len(terms) and remaining[i + 1] < remaining[0] - remaining[i + 1]:
+                    pool = self._pool(scores, seen, seen_postings, allowed)
+                    if len(pool) >= k:
+                        # The k-th best of any subset bounds the k-th best from below, so
+                        # a sample of a huge pool still prunes correctly, only later.
+                        sample = pool[:: max(1, len(pool) // 65536)]
+                        theta = np.partition(scores[sample], len(sample) - k)[len(sample) - k]
+                        if remaining[i + 1] < theta:
+                            candidates = pool  # no unseen document can reach the top k now
+            elif len(candidates) * max(1, int(len(docs)).bit_length()) < len(docs):
+                # Few candidates: look each up in this term's doc-sorted postings.
                 at = np.searchsorted(docs, candidates)
                 at[at >= len(docs)] = 0
                 hit = docs[at] == candidates
                 scores[candidates[hit]] += weights[at[hit]]
+            else:
+                scores[docs] += weights  # cheaper than lookups; non-candidates are ignored
         if candidates is None:
-            candidates = np.unique(np.concatenate(seen)) if len(seen) > 1 else seen[0]
-            if allowed is not None:
-                candidates = candidates[allowed[candidates]]
+            candidates = self._pool(scores, seen, seen_postings, allowed)
         if len(candidates) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         top_scores = scores[candidates]
