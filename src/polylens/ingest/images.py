@@ -8,22 +8,36 @@ decoded, and let JPEG decode at reduced scale (``draft``) when the image is larg
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
+from typing import Any
 
 from polylens._lazy import import_or_raise
-from polylens.errors import CorruptFileError
+from polylens.errors import CorruptFileError, InputError
 
 
 def load_image(source: str | Path | bytes, *, max_pixels: int, max_side: int):  # -> PIL.Image.Image
-    """An RGB image no larger than ``max_side``, upright per its EXIF orientation."""
-    import_or_raise("PIL", package="pillow")
-    from PIL import Image, ImageOps
+    """An RGB image no larger than ``max_side``, upright per its EXIF orientation.
 
-    opened = io.BytesIO(source) if isinstance(source, bytes) else source
+    A file that cannot be opened (vanished, no permission) is reported as unreadable
+    (``InputError``), not as a corrupt image.
+    """
+    import_or_raise("PIL", package="pillow")
+    from PIL import Image
+
+    if isinstance(source, bytes):
+        opened: Any = io.BytesIO(source)
+    else:
+        try:
+            opened = open(source, "rb")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}") from exc
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own warning fires at its process-global limit (about 89 Mpx), below
+            # our default: the index's max_pixels decides, checked from the header below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(opened) as image:
                 width, height = image.size
                 if width <= 0 or height <= 0:
@@ -34,27 +48,67 @@ def load_image(source: str | Path | bytes, *, max_pixels: int, max_side: int):  
                         f"limit of {max_pixels:,} (decompression bomb guard; raise "
                         "max_image_pixels to accept it)"
                     )
-                if getattr(image, "n_frames", 1) > 1:
-                    image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame
+                # Animated GIF/WebP, multi-page TIFF: an opened image is at its first frame,
+                # which is the one we use; never walk the frames (there may be thousands).
                 if image.format == "JPEG" and max(width, height) > 2 * max_side:
-                    image.draft("RGB", (max_side, max_side))
+                    image.draft(image.mode, (max_side, max_side))
+                orientation = _orientation(image)
                 image.load()
-                image = ImageOps.exif_transpose(image)
-                if image.mode not in ("RGB",):
-                    image = _to_rgb(image)
+                # Shrink before any mode conversion or rotation, so a big-but-legal image
+                # never exists at full size in a wider mode (RGBA, float) or twice.
                 if max(image.size) > max_side:
-                    image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+                    image = _downscale(image, max_side)
+                if orientation is not None:
+                    image = image.transpose(orientation)
+                if image.mode != "RGB":
+                    image = _to_rgb(image)
                 return image.copy() if image.readonly else image
     except CorruptFileError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise CorruptFileError(f"decompression bomb refused: {exc}") from exc
     except Image.UnidentifiedImageError as exc:
         raise CorruptFileError("not a recognised image format") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptFileError(f"cannot decode image: {exc}") from exc
     except MemoryError as exc:  # pragma: no cover - depends on the machine
         raise CorruptFileError(f"image too large to decode: {exc}") from exc
+    finally:
+        opened.close()
+
+
+def _orientation(image):  # -> PIL.Image.Transpose | None
+    """The transpose that makes the image upright per its EXIF orientation tag."""
+    from PIL import Image
+
+    try:
+        value = image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not fail a good image
+        return None
+    return {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(value)
+
+
+def _downscale(image, max_side: int):  # PIL.Image -> PIL.Image
+    from PIL import Image
+
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    width, height = image.size
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.mode.startswith("I;16"):
+        return image.resize(size, Image.Resampling.BICUBIC)  # no reduce() for 16-bit modes
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
 
 
 def _to_rgb(image):  # PIL.Image -> PIL.Image

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from polylens._lazy import import_or_raise
-from polylens.errors import CorruptFileError
+from polylens.errors import CorruptFileError, InputError
 
 _PDFIUM_LOCK = threading.Lock()  # PDFium is process-global state; one lock guards it
 
@@ -26,8 +26,13 @@ class PdfFile:
         self._pdfium = import_or_raise("pypdfium2")
         self.path = str(path)
         with _PDFIUM_LOCK:
+            _reset_last_error(self._pdfium)
             try:
                 self._doc = self._pdfium.PdfDocument(self.path)
+            except FileNotFoundError as exc:  # pypdfium2 checks the path itself
+                raise InputError("cannot read: No such file or directory") from exc
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror or exc}") from exc
             except self._pdfium.PdfiumError as exc:
                 message = str(exc)
                 if "password" in message.lower():
@@ -91,6 +96,20 @@ class PdfFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reset_last_error(pdfium: Any) -> None:
+    """Make PDFium's last-error code fresh before a load (call with the lock held).
+
+    PDFium reports why a load failed through a process-wide last-error code that only some
+    failures set; a PDF that fails without setting it would otherwise be reported with the
+    previous failure's reason (a broken PDF read after an encrypted one was called
+    "encrypted"). A load of zero bytes fails with a format error, which then stands as the
+    reason for any failure PDFium does not explain.
+    """
+    raw = getattr(pdfium, "raw", None)
+    if raw is not None:
+        raw.FPDF_LoadMemDocument(b"", 0, None)
 
 
 def has_text_layer(text: str) -> bool:

@@ -16,6 +16,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def decode_text(data: bytes) -> str:
+    """The text of a file: UTF-16 with a BOM, UTF-8 (BOM or not), else Windows-1252.
+
+    NUL characters (a binary tail after a text head, padding) are dropped: they carry no
+    meaning for search and break C-string consumers downstream."""
+    return _decode(data).replace("\x00", "")
+
+
+def _decode(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
