@@ -30,7 +30,6 @@ from _malformed import (
 from conftest import FAST
 
 from polylens.engine import Index, open_index
-from polylens.errors import PolylensError
 from polylens.ingest.units import UnitMaker
 from polylens.store.base import FILES, ITEMS
 from polylens.types import RunSummary
@@ -318,12 +317,6 @@ def test_an_unreadable_file_is_reported(fast_index: Index, tmp_path: Path) -> No
     assert [f.reason for f in summary.failures] == ["cannot read: Permission denied"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PolylensError,
-    reason="a non-UTF-8 file name reaches the store and the upsert fails with StoreError, "
-    "ending the whole run; sources._walk_dir should report it (fix in sources.py)",
-)
 def test_a_file_name_that_is_not_utf8_is_reported(fast_index: Index, tmp_path: Path) -> None:
     folder = tmp_path / "bytes"
     folder.mkdir()

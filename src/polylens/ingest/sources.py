@@ -53,6 +53,8 @@ def walk(roots: Sequence[str], *, exclude: Sequence[str] = ()) -> Iterator[Found
             st = os.stat(root)
         except OSError as exc:
             raise InputError(f"cannot read {root}: {exc.strerror or exc}") from exc
+        if not _utf8(root):
+            raise InputError(f"{_shown(root)}: the path is not valid UTF-8; rename it to index it")
         if stat.S_ISREG(st.st_mode):
             if root not in seen:
                 seen.add(root)
@@ -62,6 +64,19 @@ def walk(roots: Sequence[str], *, exclude: Sequence[str] = ()) -> Iterator[Found
             yield WalkProblem(root, "not a regular file or directory")
             continue
         yield from _walk_dir(root, excluded, seen)
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: str) -> str:
+    """A printable stand-in for a name with undecodable bytes (shown as \\xNN)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _walk_dir(root: str, excluded: set[str], seen: set[str]) -> Iterator[FoundFile | WalkProblem]:
@@ -80,6 +95,12 @@ def _walk_dir(root: str, excluded: set[str], seen: set[str]) -> Iterator[FoundFi
                 continue
             path = entry.path
             if path in excluded:
+                continue
+            if not _utf8(path):
+                # The store keeps names as UTF-8 text; such a name would fail the whole run.
+                yield WalkProblem(
+                    _shown(path), "file name is not valid UTF-8; rename it to index it"
+                )
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
