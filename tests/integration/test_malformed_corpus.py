@@ -267,11 +267,6 @@ def test_a_broken_pdf_read_after_an_encrypted_one_is_not_called_encrypted(
         assert str(caught.value).startswith(reason)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="units.UnitMaker.pdf_pages lets one page's CorruptFileError fail the whole file; "
-    "the good pages should be kept (fix belongs in src/polylens/ingest/units.py)",
-)
 def test_a_broken_page_does_not_lose_the_good_pages(fast_index: Index, tmp_path: Path) -> None:
     folder = tmp_path / "pdfs"
     folder.mkdir()

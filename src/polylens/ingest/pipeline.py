@@ -308,11 +308,16 @@ class Ingestor:
             want_images=self.image_encoder is not None,
             ocr=self.ocr,
             clock=self.clock,
+            prepare=getattr(self.image_encoder, "prepare_image", None),
         )
         pending: list[Unit] = []
         encoded: dict[str, list[dict[str, Any]]] = {ITEMS: [], VEC_IMAGE: [], VEC_TEXT: []}
         owners: dict[_Task, None] = {}  # insertion-ordered set of unfinished tasks
-        window = max(2, self.config.workers * 2)
+        # Pieces decoded ahead: at least a batch and a half, so that while the model
+        # runs the decode threads fill the next batch instead of waiting for it (with a
+        # smaller window decoding is added to the encode time, not overlapped with it).
+        # Decoded units hold model-sized arrays, so this bounds memory to a few batches.
+        window = max(2, self.config.workers * 2, self.config.batch_size * 3 // 2)
         with ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="decode"
         ) as pool:

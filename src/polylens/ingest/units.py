@@ -2,11 +2,16 @@
 
 This is the *decode* stage: it runs on worker threads ahead of the encoders, so it must
 only read files, decode, render and OCR, never touch the store or the models' state.
+The image-text model's own resize and crop (``prepare``, thread-safe) also run here, so
+the encoder thread only normalises and runs the model, and each unit waiting for its
+batch holds a small array instead of a decoded picture.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +21,8 @@ from polylens.errors import CorruptFileError
 from polylens.ingest.images import load_image
 from polylens.ingest.pdf import PdfFile, has_text_layer
 from polylens.ingest.text import decode_text, split_passages
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT_BYTES = 64 << 20
 CLIP_RENDER_SIDE = 1024
@@ -31,7 +38,7 @@ class Unit:
     chunk: int | None = None
     text: str = ""
     text_source: str | None = None
-    image: Any = None  # PIL image for the image-text model, or None
+    image: Any = None  # input for the image-text model (see UnitMaker.prepare), or None
     width: int | None = None
     height: int | None = None
 
@@ -56,12 +63,30 @@ def item_id(content_hash: str, kind: str, number: int | None) -> str:
 
 class UnitMaker:
     def __init__(
-        self, config: IndexConfig, *, want_images: bool, ocr: RapidOcr | None, clock: StageClock
+        self,
+        config: IndexConfig,
+        *,
+        want_images: bool,
+        ocr: RapidOcr | None,
+        clock: StageClock,
+        prepare: Callable[[Any], Any] | None = None,
     ) -> None:
         self.config = config
         self.want_images = want_images
         self.ocr = ocr
         self.clock = clock
+        self.prepare = prepare
+
+    def _for_model(self, image: Any) -> Any:
+        """What the image-text model gets for ``image`` (None when it is not wanted)."""
+        if not self.want_images:
+            return None
+        if self.prepare is None:
+            return image
+        started = time.perf_counter()
+        prepared = self.prepare(image)
+        self.clock.add("resize", started)
+        return prepared
 
     def pdf_page_count(self, path: str) -> int:
         with PdfFile(path, max_pages=self.config.max_pdf_pages) as pdf:
@@ -86,7 +111,7 @@ class UnitMaker:
                 "image",
                 text=text,
                 text_source="ocr" if text else None,
-                image=image if self.want_images else None,
+                image=self._for_model(image),
                 width=width,
                 height=height,
             )
@@ -101,24 +126,32 @@ class UnitMaker:
                 uid = item_id(content_hash, "page", number)
                 if uid in skip:
                     continue
-                text = pdf.page_text(index)
-                source = "layer"
-                image = None
-                if not has_text_layer(text) and self.ocr is not None:
-                    scan = pdf.render(index, dpi=self.config.pdf_ocr_dpi, max_side=OCR_RENDER_SIDE)
-                    self.clock.add("decode", started)
-                    started = time.perf_counter()
-                    text = self.ocr.read(scan)
-                    self.clock.add("ocr", started)
-                    started = time.perf_counter()
-                    source = "ocr"
-                    if self.want_images:
-                        scan.thumbnail((CLIP_RENDER_SIDE, CLIP_RENDER_SIDE))
-                        image = scan
-                elif self.want_images:
-                    image = pdf.render(
-                        index, dpi=self.config.pdf_render_dpi, max_side=CLIP_RENDER_SIDE
-                    )
+                try:
+                    text = pdf.page_text(index)
+                    source = "layer"
+                    image = None
+                    if not has_text_layer(text) and self.ocr is not None:
+                        scan = pdf.render(
+                            index, dpi=self.config.pdf_ocr_dpi, max_side=OCR_RENDER_SIDE
+                        )
+                        self.clock.add("decode", started)
+                        started = time.perf_counter()
+                        text = self.ocr.read(scan)
+                        self.clock.add("ocr", started)
+                        started = time.perf_counter()
+                        source = "ocr"
+                        if self.want_images:
+                            scan.thumbnail((CLIP_RENDER_SIDE, CLIP_RENDER_SIDE))
+                            image = scan
+                    elif self.want_images:
+                        image = pdf.render(
+                            index, dpi=self.config.pdf_render_dpi, max_side=CLIP_RENDER_SIDE
+                        )
+                except CorruptFileError as exc:
+                    # One broken page must not cost the document its good pages.
+                    log.warning("%s: skipping page %d: %s", path, number, exc)
+                    continue
+                self.clock.add("decode", started)
                 units.append(
                     Unit(
                         uid,
@@ -127,11 +160,12 @@ class UnitMaker:
                         page=number,
                         text=text,
                         text_source=source if text else None,
-                        image=image,
+                        image=self._for_model(image) if image is not None else None,
                         width=image.size[0] if image is not None else None,
                         height=image.size[1] if image is not None else None,
                     )
                 )
+                started = time.perf_counter()
         self.clock.add("decode", started)
         return units
 
