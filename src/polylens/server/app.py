@@ -9,7 +9,9 @@ from __future__ import annotations
 import hmac
 import io
 import logging
+import threading
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 20 << 20
 MAX_UPLOAD_PIXELS = 50_000_000
+_STATUSES = {s.value for s in HTTPStatus}
+# Room for the multipart framing and the form fields next to the uploaded file.
+FORM_OVERHEAD_BYTES = 64 << 10
 
 
 def create_app(
@@ -36,16 +41,21 @@ def create_app(
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from polylens.server.jobs import JobRunner
     from polylens.server.routes import router
+    from polylens.server.schemas import PATTERN_MESSAGES
 
     index = open_index(index_dir, create=False)
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]
         if warm:
-            index._searcher()  # load query encoders before the first request  # noqa: SLF001
+            searchable_index(app.state)  # load query encoders before the first request
+            # Build the in-memory read model while the first requests are answered from
+            # the store; from then on searches skip store round trips.
+            threading.Thread(target=_warm_read_model, args=(index,), daemon=True).start()
         yield
         index.close()
 
@@ -54,9 +64,14 @@ def create_app(
         version=_version(),
         description="Search an index of photos, scans, PDFs and text.",
         lifespan=lifespan,
+        # Refuse larger bodies (413) while they arrive, before the multipart parser has
+        # spooled them to disk: the upload route's own check sees them only once stored.
+        max_body_size=max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     app.state.index = index
-    app.state.jobs = JobRunner(index)
+    app.state.models_lock = threading.Lock()
+    app.state.models_ready = False
+    app.state.jobs = JobRunner(index, models_lock=app.state.models_lock)
     app.state.token = token
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_upload_pixels = max_upload_pixels
@@ -68,6 +83,21 @@ def create_app(
             status_code=exc.http_status,
         )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Any, exc: Any) -> Any:
+        # Framework errors (unknown route, wrong method, unparsable body) in the API's
+        # one error shape, {"error", "detail"}, with their headers (e.g. Allow) kept.
+        phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in _STATUSES else "Error"
+        error, detail = phrase.replace(" ", ""), str(exc.detail)
+        if exc.status_code == 413:
+            error = "PayloadTooLarge"
+            detail = f"request bodies are limited to {max_upload_bytes + FORM_OVERHEAD_BYTES} bytes"
+        return JSONResponse(
+            {"error": error, "detail": detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Any, exc: Any) -> Any:
         problems = []
@@ -75,9 +105,10 @@ def create_app(
             where = ".".join(
                 str(part) for part in error.get("loc", ()) if part not in ("query", "body")
             )
-            problems.append(
-                f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "")
-            )
+            message = error.get("msg", "invalid")
+            pattern = (error.get("ctx") or {}).get("pattern")
+            message = PATTERN_MESSAGES.get(pattern, message) if pattern else message
+            problems.append(f"{where}: {message}" if where else message)
         return JSONResponse(
             {"error": "ValidationError", "detail": "; ".join(problems) or "invalid request"},
             status_code=422,
@@ -114,6 +145,28 @@ def create_app(
         return FileResponse(html, media_type="text/html")
 
     return app
+
+
+def searchable_index(state: Any) -> Any:
+    """The app's index with its query encoders loaded, loaded once.
+
+    The engine loads models lazily and without a lock; handlers run in a thread pool, so
+    concurrent first searches would each load every model (twice the memory and time, and
+    loaders that are not thread-safe). One lock per app makes the first search load them
+    while the others wait; after that this is one attribute read."""
+    if not state.models_ready:
+        with state.models_lock:
+            if not state.models_ready:
+                state.index._searcher()  # noqa: SLF001 - loads the encoders
+                state.models_ready = True
+    return state.index
+
+
+def _warm_read_model(index: Any) -> None:
+    try:
+        index.warm()
+    except Exception as exc:  # noqa: BLE001 - searches keep working from the store
+        log.warning("could not build the in-memory read model: %s", exc)
 
 
 def _version() -> str:

@@ -42,6 +42,9 @@ class JobRunner:
     """One re-index at a time per server; finished jobs stay readable."""
 
     index: Index
+    # Held while the job loads its encoders, so that it never loads them at the same time
+    # as a first search does (see ``searchable_index``).
+    models_lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: dict[str, Job] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _running: Job | None = None
@@ -58,6 +61,9 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         try:
+            with self.models_lock:
+                self.index._load_image_encoder(for_search=False)  # noqa: SLF001
+                self.index._load_text_encoder(for_search=False)  # noqa: SLF001
             summary = self.index.refresh(events=_JobEvents(job))
             job.summary = summary.to_dict()
             job.state = "done"

@@ -6,10 +6,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from polylens.errors import InputError
-from polylens.server.schemas import ErrorOut, ItemOut, JobOut, SearchIn, SearchOut
+from polylens.server.app import searchable_index
+from polylens.server.schemas import (
+    NO_NUL,
+    NOT_BLANK,
+    ErrorOut,
+    ItemOut,
+    JobOut,
+    SearchIn,
+    SearchOut,
+    document_kinds,
+)
 from polylens.types import Hit
 
 router = APIRouter()
@@ -24,7 +34,10 @@ BROWSER_FORMATS = {
     "WEBP": "image/webp",
 }
 
-KindQuery = Annotated[list[str] | None, Query(description="image, page or text (repeatable)")]
+KindQuery = Annotated[
+    list[str] | None,
+    Query(description="image, page or text (repeatable)", json_schema_extra=document_kinds),
+]
 
 
 def _hits(hits: list[Hit], k: int, offset: int, query: str | None) -> SearchOut:
@@ -44,19 +57,21 @@ def status(request: Request) -> dict[str, Any]:
 @router.get("/search", response_model=SearchOut, responses=ERRORS)
 def search_get(
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    q: Annotated[str, Query(min_length=1, max_length=2000, pattern=NOT_BLANK)],
     k: Annotated[int, Query(ge=1, le=200)] = 24,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     kind: KindQuery = None,
-    path_prefix: str | None = None,
+    path_prefix: Annotated[str | None, Query(max_length=4096, pattern=NO_NUL)] = None,
 ) -> SearchOut:
-    hits = request.app.state.index.search(q, k=k, offset=offset, kind=kind, path_prefix=path_prefix)
+    hits = searchable_index(request.app.state).search(
+        q, k=k, offset=offset, kind=kind, path_prefix=path_prefix
+    )
     return _hits(hits, k, offset, q)
 
 
 @router.post("/search", response_model=SearchOut, responses=ERRORS)
 def search_post(request: Request, body: SearchIn) -> SearchOut:
-    hits = request.app.state.index.search(
+    hits = searchable_index(request.app.state).search(
         body.q, k=body.k, offset=body.offset, kind=body.kind, path_prefix=body.path_prefix
     )
     return _hits(hits, body.k, body.offset, body.q)
@@ -69,7 +84,7 @@ def search_image(
     q: Annotated[str | None, Form(max_length=2000)] = None,
     k: Annotated[int, Form(ge=1, le=200)] = 24,
     offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
-    kind: Annotated[list[str] | None, Form()] = None,
+    kind: Annotated[list[str] | None, Form(json_schema_extra=document_kinds)] = None,
 ) -> SearchOut:
     state = request.app.state
     data = file.file.read(state.max_upload_bytes + 1)
@@ -86,7 +101,7 @@ def search_image(
     image = load_image(
         data, max_pixels=state.max_upload_pixels, max_side=state.index.config.max_image_side
     )
-    hits = state.index.search(q or None, image=image, k=k, offset=offset, kind=kind)
+    hits = searchable_index(state).search(q or None, image=image, k=k, offset=offset, kind=kind)
     return _hits(hits, k, offset, q)
 
 
@@ -95,10 +110,14 @@ def item(request: Request, item_id: str) -> ItemOut:
     return ItemOut(**request.app.state.index.item(item_id).to_dict())
 
 
-@router.get("/items/{item_id}/text", responses=ERRORS)
+@router.get(
+    "/items/{item_id}/text",
+    responses={**ERRORS, 200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    response_class=Response,  # no media type of its own: the errors stay documented as JSON
+)
 def item_text(request: Request, item_id: str) -> Response:
     text = request.app.state.index.item(item_id).text
-    return Response(text, media_type="text/plain; charset=utf-8")
+    return PlainTextResponse(text)
 
 
 @router.get("/items/{item_id}/similar", response_model=SearchOut, responses=ERRORS)
@@ -108,7 +127,7 @@ def similar(
     k: Annotated[int, Query(ge=1, le=200)] = 24,
     kind: KindQuery = None,
 ) -> SearchOut:
-    hits = request.app.state.index.similar(item_id, k=k, kind=kind)
+    hits = searchable_index(request.app.state).similar(item_id, k=k, kind=kind)
     return _hits(hits, k, 0, None)
 
 

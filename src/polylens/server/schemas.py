@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
+
+from polylens.types import KINDS
+
+# At least one character that Python's str.strip() keeps: a blank query is refused by
+# validation (422) instead of reaching the engine. Spelled as an explicit class so that
+# JSON Schema (ECMA), Python and pydantic's regex engines all read it the same way.
+NOT_BLANK = (
+    "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+# No NUL bytes in a path: no file system path holds one.
+NO_NUL = "^[^\\x00]*$"
+PATTERN_MESSAGES = {NOT_BLANK: "must not be blank", NO_NUL: "must not contain NUL bytes"}
+
+
+def document_kinds(schema: dict[str, Any]) -> None:
+    """Document ``kind`` (a list or null) as a list of the known kinds. The engine checks
+    the values, so an unknown kind is a 400 that names the accepted ones."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            option["items"] = {"type": "string", "enum": list(KINDS)}
 
 
 class HitOut(BaseModel):
@@ -26,11 +48,11 @@ class SearchOut(BaseModel):
 
 
 class SearchIn(BaseModel):
-    q: str = Field(min_length=1, max_length=2000)
+    q: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     k: int = Field(default=24, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=10_000)
-    kind: list[str] | None = None
-    path_prefix: str | None = None
+    kind: list[str] | None = Field(default=None, json_schema_extra=document_kinds)
+    path_prefix: str | None = Field(default=None, max_length=4096, pattern=NO_NUL)
 
 
 class ItemOut(BaseModel):
