@@ -10,6 +10,7 @@ import errno
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,7 @@ from polylens.meta import (
     read_meta,
     write_json_atomic,
     write_meta,
+    write_text_atomic,
 )
 from polylens.search.ann import AnnSettings
 from polylens.search.searcher import Searcher, SearchRequest, as_image
@@ -80,15 +82,18 @@ class Index:
                 f"--index {self.path}`"
             )
         self._registry = registry or ModelRegistry.with_plugins()
+        self._meta_stamp = _stamp(self.path / META_FILE)
         self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
-        explicit = {k: v for k, v in settings.items() if v is not None}
-        self.config = self._effective_config(explicit)
+        self._explicit = {k: v for k, v in settings.items() if v is not None}
+        self.config = self._effective_config(self._explicit)
         if not exists:
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
-                (self.path / CONFIG_FILE).write_text(self.config.to_toml(), encoding="utf-8")
             except OSError as exc:
                 raise StoreError(f"cannot create the index directory {self.path}: {exc}") from exc
+            # Atomic: a run killed here must not leave a truncated file that every later
+            # run refuses as invalid TOML.
+            write_text_atomic(self.path / CONFIG_FILE, self.config.to_toml())
         self._store = store or LanceStore(self.path / STORE_DIR)
         self._serve_from_memory = serve_from_memory
         self._keeper = SnapshotKeeper(self._store, self.path / ANN_DIR, self._ann_settings())
@@ -97,6 +102,8 @@ class Index:
         self._ocr: RapidOcr | None = None
         self.warnings: list[str] = []
         self._load_errors: dict[str, str] = {}
+        # Searches may run on many threads (the server): a model loads once, not per thread.
+        self._models_lock = threading.RLock()
 
     # -- settings and models ----------------------------------------------------------
     def _effective_config(self, explicit: dict[str, Any]) -> IndexConfig:
@@ -114,35 +121,64 @@ class Index:
                 config = config.replace(**{key: record.name})
         return config
 
+    def _reload_meta(self) -> None:
+        """Pick up what another process (a concurrent ``polylens index``) recorded since
+        this index was opened: a reader opened on a new index must not stay without
+        models, or with old roots, for the rest of its life."""
+        stamp = _stamp(self.path / META_FILE)
+        if stamp is None or stamp == self._meta_stamp:
+            return
+        with self._models_lock:
+            if stamp == self._meta_stamp:
+                return
+            meta = read_meta(self.path)
+            self._meta_stamp = stamp
+            if meta is None:
+                return
+            for role in ("image", "text"):
+                before = getattr(self._meta, f"{role}_model")
+                after = getattr(meta, f"{role}_model")
+                if (before is None or before.dim is None) and after is not None and after.dim:
+                    # Searches ran without this model because the index had no vectors of
+                    # it; now it has: load it on the next search.
+                    if getattr(self, f"_{role}_encoder") is None:
+                        setattr(self, f"_{role}_encoder", _UNSET)
+            self._meta = meta
+            self.config = self._effective_config(self._explicit)
+
     def _load_encoder(self, role: str, *, for_search: bool) -> Any:
         """Load the model for ``role`` once; an unavailable one is a warning, not an error."""
         attr = f"_{role}_encoder"
-        if getattr(self, attr) is _UNSET:
-            record = getattr(self._meta, f"{role}_model")
-            encoder = None
-            if not (for_search and (record is None or record.dim is None)):
-                load = (
-                    self._registry.load_image_text if role == "image" else self._registry.load_text
-                )
-                try:
-                    encoder = load(
-                        getattr(self.config, f"{role}_model"),
-                        device=self.config.device,
-                        batch_size=self.config.batch_size,
-                    )
-                except ModelNotAvailableError as exc:
-                    what = "image embeddings" if role == "image" else "text embeddings (BM25 only)"
-                    message = f"{role} model unavailable, continuing without {what}: {exc}"
-                    log.warning(message)
-                    self.warnings.append(message)
-                    self._load_errors[role] = str(exc)
-            if encoder is not None and record is not None and record.dim not in (None, encoder.dim):
-                raise ConfigError(
-                    f"{role} model {encoder.name!r} gives {encoder.dim}-d vectors but the index "
-                    f"holds {record.dim}-d ones"
-                )
-            setattr(self, attr, encoder)
+        if getattr(self, attr) is not _UNSET:
+            return getattr(self, attr)
+        with self._models_lock:
+            if getattr(self, attr) is _UNSET:
+                self._load_encoder_locked(role, attr, for_search=for_search)
         return getattr(self, attr)
+
+    def _load_encoder_locked(self, role: str, attr: str, *, for_search: bool) -> None:
+        record = getattr(self._meta, f"{role}_model")
+        encoder = None
+        if not (for_search and (record is None or record.dim is None)):
+            load = self._registry.load_image_text if role == "image" else self._registry.load_text
+            try:
+                encoder = load(
+                    getattr(self.config, f"{role}_model"),
+                    device=self.config.device,
+                    batch_size=self.config.batch_size,
+                )
+            except ModelNotAvailableError as exc:
+                what = "image embeddings" if role == "image" else "text embeddings (BM25 only)"
+                message = f"{role} model unavailable, continuing without {what}: {exc}"
+                log.warning(message)
+                self.warnings.append(message)
+                self._load_errors[role] = str(exc)
+        if encoder is not None and record is not None and record.dim not in (None, encoder.dim):
+            raise ConfigError(
+                f"{role} model {encoder.name!r} gives {encoder.dim}-d vectors but the index "
+                f"holds {record.dim}-d ones"
+            )
+        setattr(self, attr, encoder)
 
     def _load_image_encoder(self, *, for_search: bool) -> ImageTextEncoder | None:
         return self._load_encoder("image", for_search=for_search)
@@ -322,6 +358,7 @@ class Index:
         )
 
     def _searcher(self) -> Searcher:
+        self._reload_meta()
         return Searcher(
             self._store,
             self.config,
@@ -333,6 +370,8 @@ class Index:
     def _hashes_under(self, path_prefix: str | None) -> tuple[str, ...] | None:
         if not path_prefix:
             return None
+        if "\x00" in path_prefix:
+            raise InputError("path_prefix must not contain NUL bytes")
         prefix = normalise_root(path_prefix)
         snapshot = self._keeper.current(start_build=False)
         if snapshot is not None:
@@ -410,6 +449,7 @@ class Index:
         return self._safe_path(self.item(item_id))
 
     def _safe_path(self, info: ItemInfo) -> str:
+        self._reload_meta()
         roots = [os.path.realpath(r) for r in self._meta.roots]
         for candidate in (info.path, *info.other_paths):
             real = os.path.realpath(candidate)
@@ -420,6 +460,7 @@ class Index:
         )
 
     def status(self) -> IndexStatus:
+        self._reload_meta()
         meta = self._meta
         items = {kind: self._store.count(ITEMS, Filter(kinds=(kind,))) for kind in KINDS}
         models = []
@@ -446,7 +487,7 @@ class Index:
                 last = RunSummary.from_dict(json.loads(last_path.read_text(encoding="utf-8")))
             except (ValueError, TypeError):
                 last = None
-        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        size = sum(_size_of(p) for p in self.path.rglob("*"))
         return IndexStatus(
             path=str(self.path),
             files=self._store.count(FILES),
@@ -466,6 +507,23 @@ class Index:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _size_of(path: Path) -> int:
+    """Bytes of a regular file, 0 for anything else or a file removed meanwhile (the store
+    compacts and deletes files while a concurrent run writes)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except FileNotFoundError:
+        return 0
 
 
 def open_index(

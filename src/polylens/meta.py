@@ -8,6 +8,8 @@ models is refused with a message, so vectors from two models never mix.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -78,16 +80,38 @@ def read_meta(index_dir: Path) -> IndexMeta | None:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write-then-rename so a crash never leaves a half-written file."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write-then-rename so a crash never leaves a half-written file; a failed write
+    (disk full, read-only directory) leaves the old file and no temporary behind."""
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc}") from exc
+        raise StoreError(f"cannot write {path}: {_os_reason(exc)}") from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return str(exc)
 
 
 def write_meta(index_dir: Path, meta: IndexMeta) -> None:

@@ -7,6 +7,7 @@ their next query (``read_consistency_interval=0``).
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -53,9 +54,29 @@ def _wrap(fn: Callable[..., T]) -> Callable[..., T]:
         except StoreError:
             raise
         except (OSError, RuntimeError, ValueError) as exc:
-            raise StoreError(f"index storage failed during {fn.__name__}: {exc}") from exc
+            raise StoreError(
+                f"index storage failed during {fn.__name__}: {_storage_reason(exc)}"
+            ) from exc
 
     return inner
+
+
+# Causes worth naming plainly: (errno, what the storage engine's message says, meaning).
+_OS_CAUSES = (
+    (errno.ENOSPC, "no space left on device", "the disk holding the index is full"),
+    (errno.EROFS, "read-only file system", "the index directory is on a read-only file system"),
+    (errno.EACCES, "permission denied", "permission denied in the index directory"),
+)
+
+
+def _storage_reason(exc: BaseException) -> str:
+    """A plain first sentence for disk-full and read-only failures, then the details."""
+    text = str(exc)
+    lowered = text.lower()
+    for number, phrase, meaning in _OS_CAUSES:
+        if getattr(exc, "errno", None) == number or phrase in lowered:
+            return f"{meaning}; work committed so far is kept, run again once it is fixed ({text})"
+    return text
 
 
 def _quote(value: str) -> str:
@@ -119,27 +140,58 @@ class LanceStore(Store):
         return table
 
     def has_collection(self, name: str) -> bool:
-        return name in self._tables or name in self._names()
+        """Listed *and* openable: a table a killed run created but never committed (or one
+        another process is creating right now) does not count yet."""
+        if name in self._tables:
+            return True
+        if name not in self._names():
+            return False
+        try:
+            self._table(name)
+        except StoreError:
+            return False
+        return True
 
     @_wrap
     def ensure_collection(self, name: str, *, vector_dim: int | None = None) -> None:
-        if self.has_collection(name):
+        """Create ``name`` with its indexes, or finish what a killed (or disk-full) run
+        left half done: a table listed but never committed, or one missing an index."""
+        if name in self._tables:
             return
-        schema = fixed_schema(name)
-        if schema is None:
-            if vector_dim is None:
-                raise StoreError(f"vector collection {name!r} needs a dimension")
-            schema = vector_schema(vector_dim)
-        table = self._db.create_table(name, schema=schema, exist_ok=True)
+        table = None
+        if name in self._names():
+            try:
+                table = self._db.open_table(name)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                if self._has_committed_version(name):
+                    raise StoreError(f"cannot open collection {name!r}: {exc}") from exc
+                log.info("dropping %s: created by a run that stopped before committing it", name)
+                self._db.drop_table(name)
+        if table is None:
+            schema = fixed_schema(name)
+            if schema is None:
+                if vector_dim is None:
+                    raise StoreError(f"vector collection {name!r} needs a dimension")
+                schema = vector_schema(vector_dim)
+            table = self._db.create_table(name, schema=schema, exist_ok=True)
+        present = {tuple(index.columns) for index in table.list_indices()}
         from lancedb.index import BTree
 
         for column in _SCALAR_INDEXED.get(name, ("id", "content_hash")):
-            table.create_index(column, config=BTree(), replace=True)
-        if name == ITEMS:
+            if (column,) not in present:
+                table.create_index(column, config=BTree(), replace=True)
+        if name == ITEMS and ("text",) not in present:
             from lancedb.index import FTS
 
             table.create_index("text", config=FTS(**_FTS_OPTIONS), replace=True)
         self._tables[name] = table
+
+    def _has_committed_version(self, name: str) -> bool:
+        versions = self.directory / f"{name}.lance" / "_versions"
+        try:
+            return any(p.name.endswith(".manifest") for p in versions.iterdir())
+        except OSError:
+            return False
 
     def vector_dim(self, name: str) -> int | None:
         if not self.has_collection(name):
