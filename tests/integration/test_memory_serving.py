@@ -109,4 +109,3 @@ def test_graphs_follow_deletions_and_additions(built: tuple[Path, Path], tmp_pat
         idx.warm()
         hits = idx.search("cat", k=50, retrievers=("image",))
         assert [h for h in hits if "/photos/" in h.path]
-
