@@ -20,21 +20,12 @@ def make_hf_clip_b32(directory: Path) -> Path:
     if (directory / "model.safetensors").exists():
         return directory
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
     sys.path.insert(0, str(ROOT))
-    from tests._tiny_models import _CLIP_BOS, _CLIP_EOS, _train_clip_bpe
+    from tests._tiny_models import clip_tokenizer
 
-    vocab, merges = _train_clip_bpe(num_merges=300)
-    tokenizer = CLIPTokenizer(
-        vocab=vocab,
-        merges=merges,
-        unk_token=_CLIP_EOS,
-        bos_token=_CLIP_BOS,
-        eos_token=_CLIP_EOS,
-        pad_token=_CLIP_EOS,
-        model_max_length=77,
-    )
+    tokenizer = clip_tokenizer()
     config = CLIPConfig(
         text_config={
             "vocab_size": len(tokenizer),

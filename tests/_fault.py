@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _invariants import files_under
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ class Corpus:
         self.log.append(f"add {kind}")
 
     def files(self) -> list[Path]:
-        return sorted(Path(p) for p in files_in(self.root))
+        return sorted(Path(p) for p in files_under(self.root))
 
     def copy(self) -> None:
         source = self.rng.choice(self.files())
@@ -167,16 +168,6 @@ def make_corpus(
     for _ in range(copies):
         corpus.copy()
     return corpus
-
-
-def files_in(root: Path) -> set[str]:
-    found = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith("."):
-                found.add(os.path.abspath(os.path.join(dirpath, name)))
-    return found
 
 
 # -- running and killing the CLI ---------------------------------------------------------

@@ -232,6 +232,22 @@ def _train_clip_bpe(num_merges: int) -> tuple[dict[str, int], list[tuple[str, st
     return vocab, merges
 
 
+def clip_tokenizer():  # noqa: ANN201 - transformers is imported lazily
+    """A CLIP BPE tokenizer trained here on a small corpus (the real one needs the hub)."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _train_clip_bpe(num_merges=300)
+    return CLIPTokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=_CLIP_EOS,
+        bos_token=_CLIP_BOS,
+        eos_token=_CLIP_EOS,
+        pad_token=_CLIP_EOS,
+        model_max_length=77,
+    )
+
+
 def make_tiny_clip(
     directory: pathlib.Path,
     *,
@@ -244,21 +260,12 @@ def make_tiny_clip(
     Returns ``directory`` (created if needed).  ``model_type`` is ``"clip"``;
     the text tower has ``max_position_embeddings == 77`` like real CLIP.
     """
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
-    vocab, merges = _train_clip_bpe(num_merges=300)
-    tokenizer = CLIPTokenizer(
-        vocab=vocab,
-        merges=merges,
-        unk_token=_CLIP_EOS,
-        bos_token=_CLIP_BOS,
-        eos_token=_CLIP_EOS,
-        pad_token=_CLIP_EOS,
-        model_max_length=77,
-    )
+    tokenizer = clip_tokenizer()
 
     config = CLIPConfig(
         text_config={

@@ -37,11 +37,12 @@ pytest.importorskip("fastapi", reason="the server extra is needed: pip install '
 pytest.importorskip("uvicorn", reason="the server extra is needed: pip install 'polylens[server]'")
 httpx = pytest.importorskip("httpx", reason="the load clients need httpx: pip install httpx")
 
+from conftest import FAST, show  # noqa: E402
+
 from polylens.engine import open_index  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-FAST = dict(image_model="fake-clip", text_model="fake-text", ocr=False)
 CLIENTS = 50
 REQUESTS_PER_CLIENT = 20
 DEADLINE_S = 240.0  # the whole load, however slow the machine; requests left are not sent
@@ -248,7 +249,7 @@ def test_fifty_concurrent_clients_during_a_reindex(
         time.sleep(0.1)
     report["reindex"] = {k: job.get(k) for k in ("state", "files_done", "items")}
     line = "server load: " + json.dumps(report)
-    _show(request, line)
+    show(request, line)
 
     assert not load.errors, f"{len(load.errors)} failed requests, e.g. {load.errors[:5]}"
     assert load.skipped == 0, f"{load.skipped} requests not sent before the {DEADLINE_S}s deadline"
@@ -337,13 +338,3 @@ def test_engine_loads_each_model_once_under_concurrent_first_searches(
         for thread in threads:
             thread.join(timeout=60)
     assert loads["text"] == 1
-
-
-def _show(request: pytest.FixtureRequest, line: str) -> None:
-    """Print past pytest's output capture, so the numbers show in a passing run."""
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        print(f"\n{line}")

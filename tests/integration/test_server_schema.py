@@ -25,6 +25,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the server extra is needed: pip install 'polylens[server]'")
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis")
 
+from conftest import FAST, show  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -35,7 +36,6 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 from polylens.engine import open_index  # noqa: E402
 from polylens.server.app import create_app  # noqa: E402
 
-FAST = dict(image_model="fake-clip", text_model="fake-text", ocr=False)
 # Examples per operation and generation mode; 12 operations, two modes, plus real-id and
 # real-image variants: about 900 requests, well under three minutes on two busy cores.
 MAX_EXAMPLES = 30
@@ -90,7 +90,7 @@ def _report(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if EXAMPLES:
         line = f"schemathesis: {sum(EXAMPLES.values())} examples over {len(EXAMPLES)} runs"
-        _show(request, line)
+        show(request, line)
 
 
 def _fuzz(strategy: Any, key: str, excluded: list[Any] | None = None) -> None:
@@ -232,13 +232,3 @@ def test_engine_refuses_a_nul_path_prefix_with_input_error(tmp_path: Path) -> No
 
     with open_index(tmp_path / "idx", **FAST) as idx, pytest.raises(InputError):
         idx.search("x", path_prefix="~\x00")
-
-
-def _show(request: pytest.FixtureRequest, line: str) -> None:
-    """Print past pytest's output capture, so the numbers show in a passing run."""
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        print(f"\n{line}")
