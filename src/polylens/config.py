@@ -49,10 +49,10 @@ class IndexConfig:
     pdf_ocr_dpi: int = 150
     max_pdf_pages: int = 5000
     ann_min_rows: int = 20_000
-    """A vector collection gets ANN indexes (an HNSW graph in memory, LanceDB's own on disk)
+    """A vector collection gets ANN indexes (FAISS IVF in memory, LanceDB's own on disk)
     once it holds this many rows; below, search is exact."""
-    ann_ef_search: int = 96
-    """HNSW beam width at query time: higher is more accurate and slower."""
+    ann_nprobe: int = 16
+    """Inverted lists the in-memory ANN index scans per query: higher is more accurate."""
     rrf_k: int = 60
     weight_image: float = 1.0
     weight_text: float = 1.0

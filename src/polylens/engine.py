@@ -45,7 +45,7 @@ from polylens.meta import (
 )
 from polylens.search.ann import AnnSettings
 from polylens.search.searcher import Searcher, SearchRequest, as_image
-from polylens.search.snapshot import SnapshotKeeper, refresh_saved_graphs
+from polylens.search.snapshot import SnapshotKeeper, refresh_saved_ann
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, Filter, Store
 from polylens.store.lance import LanceStore
 from polylens.types import KINDS, Hit, IndexStatus, ItemInfo, ModelInfo, RunSummary
@@ -269,7 +269,7 @@ class Index:
                 rehash=rehash,
             )
             summary = ingestor.run(roots)
-            refresh_saved_graphs(self._store, self.path / ANN_DIR, self._ann_settings())
+            refresh_saved_ann(self._store, self.path / ANN_DIR, self._ann_settings())
             if set(roots) - set(self._meta.roots):
                 self._record_roots(roots)
             summary.warnings.extend(self.warnings)
@@ -284,14 +284,14 @@ class Index:
         return self.add(roots or self._meta.roots, events=events)
 
     def _ann_settings(self) -> AnnSettings:
-        return AnnSettings(min_rows=self.config.ann_min_rows, ef_search=self.config.ann_ef_search)
+        return AnnSettings(min_rows=self.config.ann_min_rows, nprobe=self.config.ann_nprobe)
 
     def optimize(self) -> None:
-        """Fold recent writes into the store's indexes and bring the saved ANN graphs up to
+        """Fold recent writes into the store's indexes and bring the saved ANN index up to
         date. Every indexing run ends with this; call it after writing to the store directly."""
         with self._write_lock():
             self._store.optimize(ann_min_rows=self.config.ann_min_rows)
-            refresh_saved_graphs(self._store, self.path / ANN_DIR, self._ann_settings())
+            refresh_saved_ann(self._store, self.path / ANN_DIR, self._ann_settings())
 
     def warm(self) -> bool:
         """Build the in-memory read model now (servers call this at start-up) so the next

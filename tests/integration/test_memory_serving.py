@@ -39,7 +39,7 @@ def built(tmp_path: Path, corpus: Path) -> tuple[Path, Path]:
     return tmp_path / "index", corpus
 
 
-@pytest.mark.parametrize("min_rows", [1_000_000, 1], ids=["exact", "hnsw"])
+@pytest.mark.parametrize("min_rows", [1_000_000, 1], ids=["exact", "ann"])
 def test_memory_answers_equal_store_answers(built: tuple[Path, Path], min_rows: int) -> None:
     index_dir, corpus = built
     with open_index(index_dir, serve_from_memory=False, ann_min_rows=min_rows) as cold:
@@ -48,14 +48,14 @@ def test_memory_answers_equal_store_answers(built: tuple[Path, Path], min_rows: 
         expected_similar = _key(cold.similar(item, k=5))
     with open_index(index_dir, ann_min_rows=min_rows) as warm:
         if min_rows == 1:
-            warm.optimize()  # saves the graphs the read model loads
+            warm.optimize()  # saves the ANN indexes the read model loads
             assert (index_dir / "ann" / "vec_image.faiss").is_file()
         assert warm.warm()
         assert warm._keeper.current(start_build=False) is not None
         got = [_key(warm.search(**_resolve(q, corpus))) for q in QUERIES]
         got_similar = _key(warm.similar(item, k=5))
     if min_rows == 1:
-        # The graph stores fp16 vectors: near-ties may swap places, the results may not change.
+        # The ANN index stores fp16 vectors: near-ties may swap places, the results may not change.
         assert [sorted(g) for g in got] == [sorted(e) for e in expected] or [
             {h[0] for h in g} for g in got
         ] == [{h[0] for h in e} for e in expected]
@@ -91,16 +91,18 @@ def test_first_search_builds_the_read_model_in_the_background(built: tuple[Path,
         assert _key(idx.search("euro")) == _key(first)
 
 
-def test_graphs_follow_deletions_and_additions(built: tuple[Path, Path], tmp_path: Path) -> None:
+def test_ann_indexes_follow_deletions_and_additions(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
     index_dir, corpus = built
     with open_index(index_dir, ann_min_rows=1) as idx:
         idx.optimize()
-        graph_file = index_dir / "ann" / "vec_image.faiss"
-        stamp = graph_file.stat().st_mtime_ns
-        idx.optimize()  # nothing changed: the saved graph is not rewritten
-        assert graph_file.stat().st_mtime_ns == stamp
+        ann_file = index_dir / "ann" / "vec_image.faiss"
+        stamp = ann_file.stat().st_mtime_ns
+        idx.optimize()  # nothing changed: the saved index is not rewritten
+        assert ann_file.stat().st_mtime_ns == stamp
         shutil.move(corpus / "photos", tmp_path / "photos-elsewhere")
-        idx.add([corpus])  # a third of the vectors die: the graph is rebuilt and saved
+        idx.add([corpus])  # a third of the vectors die: the index is rebuilt and saved
         idx.warm()
         hits = idx.search("cat", k=50, retrievers=("image",))
         assert hits and not [h for h in hits if "/photos/" in h.path]

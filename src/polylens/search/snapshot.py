@@ -28,10 +28,11 @@ from polylens.search.ann import (
     REBUILD_DEAD_SHARE,
     AnnSettings,
     VectorIndex,
-    build_graph,
-    load_graph,
-    save_graph,
-    sync_graph,
+    build_ann,
+    load_ann,
+    outgrown,
+    save_ann,
+    sync_ann,
 )
 from polylens.search.lexical import Bm25Index, Vocabulary
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
@@ -201,11 +202,11 @@ def _vector_view(
         index = VectorIndex(
             table.column("id").combine_chunks(),
             matrix=_matrix(table.column("vector")),
-            ef_search=settings.ef_search,
+            nprobe=settings.nprobe,
         )
         aligned = table.select(["item_id", "content_hash", "kind"]).combine_chunks()
     else:
-        index = open_graph(store, name, ann_dir, settings, meta.column("id"), save=False)
+        index = open_ann(store, name, ann_dir, settings, meta.column("id"), save=False)
         positions = pc.index_in(index.ids, value_set=meta.column("id"))
         aligned = meta.select(["item_id", "content_hash", "kind"]).take(pc.fill_null(positions, 0))
         dead = pc.is_null(positions).to_numpy(zero_copy_only=False)
@@ -219,7 +220,7 @@ def _vector_view(
     )
 
 
-def open_graph(
+def open_ann(
     store: Store,
     name: str,
     ann_dir: Path,
@@ -228,8 +229,8 @@ def open_graph(
     *,
     save: bool,
 ) -> VectorIndex:
-    """The saved HNSW graph of ``name`` brought up to the store's rows (built if missing or
-    mostly dead); written back when ``save`` (writers only)."""
+    """The saved ANN index of ``name`` brought up to the store's rows (built if missing,
+    mostly dead or outgrown); written back when ``save`` (writers only)."""
     if isinstance(store_ids, pa.ChunkedArray):
         store_ids = store_ids.combine_chunks()
 
@@ -238,35 +239,33 @@ def open_graph(
         order = pc.index_in(pa.array(ids, type=pa.string()), value_set=table.column("id"))
         return _matrix(table.column("vector").take(order))
 
-    saved = load_graph(ann_dir, name)
+    saved = load_ann(ann_dir, name)
     if saved is not None:
-        graph, graph_ids, live, changed = sync_graph(*saved, store_ids, fetch)
-        index = VectorIndex(graph_ids, graph=graph, ef_search=settings.ef_search)
+        ann, ann_ids, live, changed = sync_ann(*saved, store_ids, fetch)
+        index = VectorIndex(ann_ids, ann=ann, nprobe=settings.nprobe)
         index.live = live
-        if index.dead_share <= REBUILD_DEAD_SHARE:
+        if index.dead_share <= REBUILD_DEAD_SHARE and not outgrown(ann):
             if save and changed:
-                save_graph(ann_dir, name, graph, graph_ids)
+                save_ann(ann_dir, name, ann, ann_ids)
             return index
-        log.info(
-            "rebuilding the ANN graph of %s: %.0f%% of it is dead", name, 100 * index.dead_share
-        )
-    log.info("building the ANN graph of %s over %d vectors", name, len(store_ids))
+        log.info("rebuilding the ANN ann of %s: %.0f%% of it is dead", name, 100 * index.dead_share)
+    log.info("building the ANN ann of %s over %d vectors", name, len(store_ids))
     table = store.scan(name, ["id", "vector"])
-    graph = build_graph(_matrix(table.column("vector")))
-    graph_ids = table.column("id").combine_chunks()
+    ann = build_ann(_matrix(table.column("vector")))
+    ann_ids = table.column("id").combine_chunks()
     if save:
-        save_graph(ann_dir, name, graph, graph_ids)
-    return VectorIndex(graph_ids, graph=graph, ef_search=settings.ef_search)
+        save_ann(ann_dir, name, ann, ann_ids)
+    return VectorIndex(ann_ids, ann=ann, nprobe=settings.nprobe)
 
 
-def refresh_saved_graphs(store: Store, ann_dir: Path, settings: AnnSettings) -> None:
-    """After a write: bring saved graphs up to date so readers load them without rebuilding."""
+def refresh_saved_ann(store: Store, ann_dir: Path, settings: AnnSettings) -> None:
+    """After a write: bring saved ANN indexes up to date so readers load them without rebuilding."""
     for name in VECTOR_COLLECTIONS:
         if not store.has_collection(name):
             continue
         ids = store.scan(name, ["id"]).column("id")
         if len(ids) >= settings.min_rows:
-            open_graph(store, name, ann_dir, settings, ids, save=True)
+            open_ann(store, name, ann_dir, settings, ids, save=True)
 
 
 class SnapshotKeeper:
