@@ -17,7 +17,6 @@ from _fault import (
     DiskBudget,
     budgeted_store,
     can_mount,
-    files_in,
     index_command,
     make_corpus,
     read_only,
@@ -27,7 +26,7 @@ from _fault import (
     search_command,
     tmpfs,
 )
-from _invariants import check_committed, check_consistent
+from _invariants import check_committed, check_consistent, files_under
 from typer.testing import CliRunner
 
 import polylens.engine
@@ -62,7 +61,7 @@ def test_enospc_at_every_store_write_then_resume(
     tmp_path: Path, samples_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corpus = make_corpus(tmp_path / "corpus", None, seed=5, images=5, texts=4, pdfs=2, copies=2)
-    expected = files_in(corpus.root)
+    expected = files_under(corpus.root)
     budget = DiskBudget(None)
     monkeypatch.setattr(polylens.engine, "LanceStore", lambda d: budgeted_store(d, budget))
     runner = CliRunner()
@@ -106,7 +105,7 @@ def test_full_disk_gives_clear_error_then_next_run_indexes_everything(
     if not mountable:
         pytest.skip("cannot mount a tmpfs here (needs root); the simulated test covers it")
     corpus = _small_corpus(tmp_path / "corpus", samples_dir)
-    expected = files_in(corpus.root)
+    expected = files_under(corpus.root)
     outcomes = []
     # From "cannot even write the settings" to "fails while committing items".
     for size_kb in (8, 40, 200, 700, 1500):
@@ -140,7 +139,7 @@ def test_read_only_index_dir_gives_clear_error_and_stays_consistent(
     corpus = _small_corpus(tmp_path / "corpus", samples_dir)
     index_dir = tmp_path / "idx"
     run_index(index_dir, corpus.root)
-    before = files_in(corpus.root)
+    before = files_under(corpus.root)
     check_consistent(index_dir, before)
     corpus.mutate(8)
     corpus.add("img")
@@ -153,7 +152,7 @@ def test_read_only_index_dir_gives_clear_error_and_stays_consistent(
         assert search.returncode == 0, search.stderr[-2000:]
     summary = run_index(index_dir, corpus.root)
     assert summary["failed"] == 0
-    check_consistent(index_dir, files_in(corpus.root))
+    check_consistent(index_dir, files_under(corpus.root))
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from polylens._lazy import import_or_raise
 from polylens.errors import StoreError
-from polylens.store.base import ITEMS, Filter, ScoredRow, Store, chunked
+from polylens.store.base import FILES, ITEMS, Filter, ScoredRow, Store, chunked
 from polylens.store.schema import fixed_schema, key_of, vector_schema
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,11 @@ class LanceStore(Store):
         for column in _SCALAR_INDEXED.get(name, ("id", "content_hash")):
             if (column,) not in present:
                 table.create_index(column, config=BTree(), replace=True)
+        if name != FILES and ("kind",) not in present:
+            from lancedb.index import Bitmap
+
+            # Kind filters ("only pages") prefilter every query; a few distinct values.
+            table.create_index("kind", config=Bitmap(), replace=True)
         if name == ITEMS and ("text",) not in present:
             from lancedb.index import FTS
 
@@ -321,6 +326,10 @@ class LanceStore(Store):
             lambda table: (
                 table.search(query_vector, vector_column_name="vector")
                 .distance_type("cosine")
+                # Where the ANN index exists: more partitions and a wider beam than the
+                # defaults, which gave recall@10 0.66 on a million clustered vectors.
+                .nprobes(10)
+                .ef(max(200, 2 * k))
                 .select(["id", "item_id", "content_hash", "kind", "_distance"])
             ),
             lambda row: 1.0 - float(row.pop("_distance")),
