@@ -62,7 +62,9 @@ def test_ann_recall_and_filters() -> None:
 def test_dead_rows_never_come_back() -> None:
     x = _clustered(2000)
     index = VectorIndex(_ids(2000), ann=build_ann(x))
-    index.live[:1000] = False
+    live = np.ones(2000, dtype=bool)
+    live[:1000] = False
+    index.live = live
     for q in x[:20]:
         rows, _ = index.search(q, 10)
         assert len(rows) == 10 and np.all(rows >= 1000)

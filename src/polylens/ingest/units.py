@@ -24,6 +24,10 @@ from polylens.ingest.text import decode_text, split_passages
 
 log = logging.getLogger(__name__)
 
+MODEL_DECODE_SIDE = 512
+"""Short side an image is decoded at when only the image model needs it (CLIP/SigLIP inputs
+are 224-384 px; some headroom keeps the model's own resize a downscale)."""
+
 MAX_TEXT_BYTES = 64 << 20
 CLIP_RENDER_SIDE = 1024
 OCR_RENDER_SIDE = 2400
@@ -95,7 +99,11 @@ class UnitMaker:
     def image(self, path: str, content_hash: str) -> list[Unit]:
         started = time.perf_counter()
         image = load_image(
-            path, max_pixels=self.config.max_image_pixels, max_side=self.config.max_image_side
+            path,
+            max_pixels=self.config.max_image_pixels,
+            max_side=self.config.max_image_side,
+            # Without OCR only the image model looks at the pixels.
+            min_side=MODEL_DECODE_SIDE if self.ocr is None else None,
         )
         self.clock.add("decode", started)
         text = ""

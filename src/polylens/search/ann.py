@@ -62,10 +62,35 @@ class VectorIndex:
         self.matrix = matrix
         self.ann = ann
         self.nprobe = nprobe
+        self._plans: dict[int, tuple[Any, np.ndarray, int, Any]] = {}
         self.live = np.ones(len(ids), dtype=bool)
+
+    @property
+    def live(self) -> np.ndarray:
+        return self._live
+
+    @live.setter
+    def live(self, value: np.ndarray) -> None:
+        self._live = value
+        self._plans.clear()
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _plan(self, allowed: np.ndarray | None) -> tuple[np.ndarray, int, Any]:
+        """(mask, rows allowed, packed selector bits or None): computed once per filter
+        array, since each costs passes over every row (a millisecond at a million)."""
+        key = id(allowed)
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] is allowed:
+            return cached[1], cached[2], cached[3]
+        mask = self._live if allowed is None else (self._live & allowed)
+        n_allowed = int(mask.sum())
+        bits = None if n_allowed == len(mask) else np.packbits(mask, bitorder="little")
+        if len(self._plans) >= 64:
+            self._plans.clear()
+        self._plans[key] = (allowed, mask, n_allowed, bits)
+        return mask, n_allowed, bits
 
     @property
     def dead_share(self) -> float:
@@ -75,20 +100,19 @@ class VectorIndex:
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Row numbers and cosine similarities of the ``k`` nearest allowed rows, best first."""
-        mask = self.live if allowed is None else (self.live & allowed)
-        n_allowed = int(mask.sum())
+        mask, n_allowed, bits = self._plan(allowed)
         k = min(k, n_allowed)
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if self.ann is None or n_allowed <= 4 * k or n_allowed < len(mask) // 50:
-            # Exact: small collections, and filters so selective the probed lists may hold too few matches.
+            # Exact: small collections, and filters so selective that the probed lists
+            # may hold too few matches.
             return self._exact(q[0], k, mask)
         faiss = _faiss()
         params = faiss.SearchParametersIVF()
         params.nprobe = self.nprobe
-        if not mask.all():
-            bits = np.packbits(mask, bitorder="little")
+        if bits is not None:
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
         scores, rows = self.ann.search(q, k, params=params)
         keep = rows[0] >= 0
