@@ -73,6 +73,19 @@ class BudgetExceeded(Exception):
     """A build step stopped early to release the CPU lock; rerun to resume."""
 
 
+def _tuned(query: Any, params: dict, where: str | None) -> Any:
+    """Apply a sweep point (nprobes / ef / refine) and an optional prefilter to a query."""
+    if params.get("nprobes"):
+        query = query.nprobes(params["nprobes"])
+    if params.get("ef"):
+        query = query.ef(params["ef"])
+    if params.get("refine"):
+        query = query.refine_factor(params["refine"])
+    if where:
+        query = query.where(where, prefilter=True)
+    return query
+
+
 # -- 1. numpy exact ------------------------------------------------------------------
 def measure_numpy(corpus: Corpus, n: int, q: dict, gt: dict, n_single: int) -> dict:
     r0 = rss_mb()
@@ -351,14 +364,7 @@ def measure_lance(
 
     def vq(table, v, params: dict, where: str | None = None):
         query = table.search(v, vector_column_name="vector").distance_type("cosine")
-        if params.get("nprobes"):
-            query = query.nprobes(params["nprobes"])
-        if params.get("ef"):
-            query = query.ef(params["ef"])
-        if params.get("refine"):
-            query = query.refine_factor(params["refine"])
-        if where:
-            query = query.where(where, prefilter=True)
+        query = _tuned(query, params, where)
         return query.select([id_col]).limit(K).to_arrow().column(id_col).to_pylist()
 
     for name in tables:
@@ -438,14 +444,7 @@ def measure_lance(
                 .text(texts[i])
                 .distance_type("cosine")
             )
-            if params.get("nprobes"):
-                query = query.nprobes(params["nprobes"])
-            if params.get("ef"):
-                query = query.ef(params["ef"])
-            if params.get("refine"):
-                query = query.refine_factor(params["refine"])
-            if where:
-                query = query.where(where, prefilter=True)
+            query = _tuned(query, params, where)
             return query.select(["id"]).limit(K).to_arrow().column("id").to_pylist()
 
         try:

@@ -327,11 +327,10 @@ def test_health_and_page_stay_open_and_the_token_works_everywhere(
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "example.org"])
-def test_serving_beyond_loopback_always_has_a_token(
+def _serve_without_binding(
     monkeypatch: pytest.MonkeyPatch, site: dict[str, Any], host: str
-) -> None:
-    """The CLI generates a token when none is given; nothing is bound (uvicorn is faked)."""
+) -> dict[str, Any]:
+    """Run `polylens serve --host HOST` with uvicorn faked; return what it was started with."""
     import uvicorn
     from typer.testing import CliRunner
 
@@ -341,6 +340,15 @@ def test_serving_beyond_loopback_always_has_a_token(
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
     result = CliRunner().invoke(cli, ["serve", "--index", str(site["index"]), "--host", host])
     assert result.exit_code == 0, result.output
+    return started
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "example.org"])
+def test_serving_beyond_loopback_always_has_a_token(
+    monkeypatch: pytest.MonkeyPatch, site: dict[str, Any], host: str
+) -> None:
+    """The CLI generates a token when none is given; nothing is bound (uvicorn is faked)."""
+    started = _serve_without_binding(monkeypatch, site, host)
     token = started["app"].state.token
     assert started["host"] == host and token and len(token) >= 16
     with TestClient(started["app"]) as c:
@@ -352,15 +360,7 @@ def test_serving_beyond_loopback_always_has_a_token(
 def test_serving_on_loopback_needs_no_token(
     monkeypatch: pytest.MonkeyPatch, site: dict[str, Any], host: str
 ) -> None:
-    import uvicorn
-    from typer.testing import CliRunner
-
-    from polylens.cli import app as cli
-
-    started: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
-    result = CliRunner().invoke(cli, ["serve", "--index", str(site["index"]), "--host", host])
-    assert result.exit_code == 0, result.output
+    started = _serve_without_binding(monkeypatch, site, host)
     assert started["app"].state.token is None
 
 
