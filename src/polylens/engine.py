@@ -44,6 +44,7 @@ from polylens.meta import (
     write_text_atomic,
 )
 from polylens.search.ann import AnnSettings
+from polylens.search.reader import StoreReader
 from polylens.search.searcher import Searcher, SearchRequest, as_image
 from polylens.search.snapshot import SnapshotKeeper, refresh_saved_ann
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, Filter, Store
@@ -345,7 +346,8 @@ class Index:
                     raise InputError(f"cannot read the query image: {exc}") from exc
             else:
                 picture = image
-        return self._searcher().search(
+        searcher = self._searcher()
+        return searcher.search(
             SearchRequest(
                 text=query,
                 image=picture,
@@ -353,31 +355,27 @@ class Index:
                 kinds=kinds,
                 offset=offset,
                 retrievers=tuple(retrievers) if retrievers is not None else None,
-                content_hashes=self._hashes_under(path_prefix),
+                content_hashes=self._hashes_under(searcher, path_prefix),
             )
         )
 
     def _searcher(self) -> Searcher:
         self._reload_meta()
+        snapshot = self._keeper.current(start_build=self._serve_from_memory)
         return Searcher(
-            self._store,
+            snapshot if snapshot is not None else StoreReader(self._store),
             self.config,
             image_encoder=self._load_image_encoder(for_search=True),
             text_encoder=self._load_text_encoder(for_search=True),
-            snapshot=self._keeper.current(start_build=self._serve_from_memory),
         )
 
-    def _hashes_under(self, path_prefix: str | None) -> tuple[str, ...] | None:
+    @staticmethod
+    def _hashes_under(searcher: Searcher, path_prefix: str | None) -> tuple[str, ...] | None:
         if not path_prefix:
             return None
         if "\x00" in path_prefix:
             raise InputError("path_prefix must not contain NUL bytes")
-        prefix = normalise_root(path_prefix)
-        snapshot = self._keeper.current(start_build=False)
-        if snapshot is not None:
-            return snapshot.hashes_under(prefix)
-        rows = self._store.get(FILES, None, ["path", "content_hash"])
-        return tuple(sorted({r["content_hash"] for r in rows if under_any(r["path"], [prefix])}))
+        return searcher.reader.hashes_under(normalise_root(path_prefix))
 
     def item(self, item_id: str) -> ItemInfo:
         """An indexed item with its text and every path that holds its content."""

@@ -17,9 +17,9 @@ from polylens.config import IndexConfig
 from polylens.encoders.base import ImageTextEncoder, TextEncoder, normalise
 from polylens.errors import InputError
 from polylens.search.fusion import reciprocal_rank_fusion
-from polylens.search.snapshot import Snapshot
+from polylens.search.reader import Reader
 from polylens.search.snippets import snippet
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
+from polylens.store.base import VEC_IMAGE, VEC_TEXT, Filter
 from polylens.types import KINDS, Hit
 
 if TYPE_CHECKING:
@@ -50,65 +50,17 @@ RETRIEVERS = ("image", "text", "bm25")
 class Searcher:
     def __init__(
         self,
-        store: Store,
+        reader: Reader,
         config: IndexConfig,
         *,
         image_encoder: ImageTextEncoder | None,
         text_encoder: TextEncoder | None,
-        snapshot: Snapshot | None = None,
     ) -> None:
-        self.store = store
+        self.reader = reader
+        """The store, or the in-memory snapshot of its current version."""
         self.config = config
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
-        self.snapshot = snapshot
-        """When given (and current), dense search and resolution run in memory."""
-
-    # -- store or snapshot -----------------------------------------------------------
-    def _has_vectors(self, name: str) -> bool:
-        if self.snapshot is not None:
-            return name in self.snapshot.vectors
-        return self.store.has_collection(name)
-
-    def _nearest(self, name: str, vector: Any, k: int, where: Filter | None) -> list[str]:
-        """Item ids of the ``k`` nearest vectors (an item may appear more than once)."""
-        if self.snapshot is not None:
-            ids = self.snapshot.ids
-            return [ids[row] for row, _ in self.snapshot.vectors[name].search(vector, k, where)]
-        return [r.row["item_id"] for r in self.store.search_vector(name, vector, k, where)]
-
-    def _bm25(self, text: str, k: int, where: Filter | None) -> list[str]:
-        if self.snapshot is not None and self.snapshot.bm25 is not None:
-            return self.snapshot.search_text(text, k, where)
-        ids = [r.row["id"] for r in self.store.search_text(ITEMS, text, k, where)]
-        if self.snapshot is not None:
-            # Rows committed after the snapshot was taken wait for the next one.
-            known = self.snapshot.item_row
-            ids = [i for i in ids if i in known]
-        return ids
-
-    def _items_and_paths(
-        self, ids: Sequence[str]
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
-        if self.snapshot is not None:
-            rows = self.snapshot.rows_of(ids)
-            items = {row["id"]: row for row in rows}
-            all_paths = self.snapshot.paths
-            paths = {
-                row["content_hash"]: all_paths[row["content_hash"]]
-                for row in rows
-                if row["content_hash"] in all_paths
-            }
-            return items, paths
-        items = {row["id"]: row for row in self.store.get(ITEMS, Filter(ids=tuple(ids)))}
-        hashes = tuple({row["content_hash"] for row in items.values()})
-        paths = {}
-        if hashes:
-            for row in self.store.get(
-                FILES, Filter(content_hashes=hashes), ["path", "content_hash"]
-            ):
-                paths.setdefault(row["content_hash"], []).append(row["path"])
-        return items, paths
 
     def search(self, request: SearchRequest) -> list[Hit]:
         text = (request.text or "").strip()
@@ -134,7 +86,7 @@ class Searcher:
         wanted = request.k + request.offset
         depth = max(50, 3 * wanted)
         if request.vector is not None:
-            ranked = {"image": self._nearest(VEC_IMAGE, request.vector, depth, where)}
+            ranked = {"image": self.reader.nearest(VEC_IMAGE, request.vector, depth, where)}
             weights = {"image": 1.0}
         else:
             ranked, weights = self._retrieve(text, request.image, depth, where, use)
@@ -157,7 +109,7 @@ class Searcher:
         weights: dict[str, float] = {}
         text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
         has_images = (
-            "image" in use and self.image_encoder is not None and self._has_vectors(VEC_IMAGE)
+            "image" in use and self.image_encoder is not None and self.reader.has_vectors(VEC_IMAGE)
         )
         if image is not None and not has_images:
             raise InputError(
@@ -188,14 +140,21 @@ class Searcher:
                 if not allowed:
                     vector = None
             if vector is not None:
-                ranked["image"] = self._nearest(VEC_IMAGE, vector, depth, visual_where)
+                ranked["image"] = self.reader.nearest(VEC_IMAGE, vector, depth, visual_where)
                 weights["image"] = cfg.weight_image
-        if text and "text" in use and self.text_encoder is not None and self._has_vectors(VEC_TEXT):
+        if (
+            text
+            and "text" in use
+            and self.text_encoder is not None
+            and self.reader.has_vectors(VEC_TEXT)
+        ):
             vector = self.text_encoder.embed_queries([text])[0]
-            ranked["text"] = _dedupe(self._nearest(VEC_TEXT, vector, depth * 3, where))[:depth]
+            ranked["text"] = _dedupe(self.reader.nearest(VEC_TEXT, vector, depth * 3, where))[
+                :depth
+            ]
             weights["text"] = cfg.weight_text * text_share
         if text and "bm25" in use:
-            ranked["bm25"] = self._bm25(text, depth, where)
+            ranked["bm25"] = self.reader.bm25(text, depth, where)
             weights["bm25"] = cfg.weight_bm25 * text_share
         return ranked, weights
 
@@ -209,7 +168,7 @@ class Searcher:
         bounds = [(0, first)] + [(s, s + first) for s in range(first, len(fused), first)]
         for start, stop in bounds:
             window = fused[start:stop]
-            items, paths = self._items_and_paths([f.id for f in window])
+            items, paths = self.reader.items_and_paths([f.id for f in window])
             for entry in window:
                 item = items.get(entry.id)
                 if item is None or item["content_hash"] not in paths:

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,21 +51,40 @@ def _matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return array.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
 
 
-def _kind_codes(column: pa.Array) -> np.ndarray:
-    return np.array([_KIND_CODE.get(k, 255) for k in column.to_pylist()], dtype=np.uint8)
+def _kind_codes(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    codes = pc.index_in(column, value_set=pa.array(KINDS, type=pa.string()))
+    return pc.fill_null(codes, 255).to_numpy(zero_copy_only=False).astype(np.uint8)
 
 
-def _filter_mask(
-    kinds: np.ndarray, hashes: pa.Array, where: Filter, base: np.ndarray | None = None
-) -> np.ndarray:
-    mask = np.ones(len(kinds), dtype=bool) if base is None else base.copy()
-    if where.kinds is not None:
-        codes = [_KIND_CODE[k] for k in where.kinds if k in _KIND_CODE]
-        mask &= np.isin(kinds, np.array(codes, dtype=np.uint8))
-    if where.content_hashes is not None:
-        allowed = pa.array(list(where.content_hashes), type=pa.string())
-        mask &= pc.is_in(hashes, value_set=allowed).to_numpy(zero_copy_only=False)
-    return mask
+@dataclass
+class FilterMasks:
+    """Row masks for filters over rows with a kind and a content hash, computed once per
+    distinct filter (each costs passes over every row) and kept while the snapshot lives."""
+
+    kinds: np.ndarray  # uint8 kind code per row
+    hashes: pa.Array  # content hash per row
+    base: np.ndarray | None = None  # rows that may ever match
+    _cache: dict[Any, np.ndarray | None] = field(default_factory=dict)
+
+    def __call__(self, where: Filter | None) -> np.ndarray | None:
+        if where is None or where.is_empty():
+            return self.base
+        key = (where.kinds, where.content_hashes)
+        if key not in self._cache:
+            if len(self._cache) >= 64:
+                self._cache.clear()
+            self._cache[key] = self._compute(where)
+        return self._cache[key]
+
+    def _compute(self, where: Filter) -> np.ndarray:
+        mask = np.ones(len(self.kinds), dtype=bool) if self.base is None else self.base.copy()
+        if where.kinds is not None:
+            codes = [_KIND_CODE[k] for k in where.kinds if k in _KIND_CODE]
+            mask &= np.isin(self.kinds, np.array(codes, dtype=np.uint8))
+        if where.content_hashes is not None:
+            allowed = pa.array(list(where.content_hashes), type=pa.string())
+            mask &= pc.is_in(self.hashes, value_set=allowed).to_numpy(zero_copy_only=False)
+        return mask
 
 
 @dataclass
@@ -74,58 +93,51 @@ class VectorView:
 
     index: VectorIndex
     item_rows: np.ndarray  # vector row -> item row in the snapshot, -1 when unknown
-    kinds: np.ndarray  # uint8 kind codes
-    hashes: pa.Array  # content hash per vector row
-    _masks: dict[Any, np.ndarray] = field(default_factory=dict)
+    masks: FilterMasks
 
-    def mask(self, where: Filter | None) -> np.ndarray | None:
-        if where is None or where.is_empty():
-            return None
-        key = (where.kinds, where.content_hashes)
-        cached = self._masks.get(key)
-        if cached is not None:
-            return cached
-        mask = _filter_mask(self.kinds, self.hashes, where, self.item_rows >= 0)
-        if len(self._masks) < 64:
-            self._masks[key] = mask
-        return mask
-
-    def search(self, vector: np.ndarray, k: int, where: Filter | None) -> list[tuple[int, float]]:
-        """(item row, score) of the ``k`` best vectors, one entry per vector row."""
-        rows, scores = self.index.search(vector, k, self.mask(where))
+    def search(self, vector: np.ndarray, k: int, where: Filter | None) -> np.ndarray:
+        """Item rows of the ``k`` best vectors, one entry per vector row, best first."""
+        rows, _ = self.index.search(vector, k, self.masks(where))
         items = self.item_rows[rows]
-        return [(int(i), float(s)) for i, s in zip(items, scores, strict=True) if i >= 0]
+        return items[items >= 0]
 
 
 @dataclass
 class Snapshot:
+    """A :class:`polylens.search.reader.Reader` over one store version, in memory."""
+
     token: Hashable
     items: pa.Table
     ids: list[str]
     item_row: dict[str, int]
     paths: dict[str, list[str]]
     vectors: dict[str, VectorView]
+    bm25_index: Bm25Index
+    item_masks: FilterMasks
     sorted_paths: list[str] = field(default_factory=list)
     sorted_hashes: list[str] = field(default_factory=list)
-    bm25: Bm25Index | None = None
-    item_kinds: np.ndarray | None = None
-    built_seconds: float = 0.0
-    _item_masks: dict[Any, np.ndarray] = field(default_factory=dict)
 
-    def search_text(self, query: str, k: int, where: Filter | None) -> list[str]:
-        """Item ids of the BM25 top ``k`` (the read model must have been built with BM25)."""
-        assert self.bm25 is not None and self.item_kinds is not None
-        allowed = None
-        if where is not None and not where.is_empty():
-            key = (where.kinds, where.content_hashes)
-            allowed = self._item_masks.get(key)
-            if allowed is None:
-                hashes = self.items.column("content_hash")
-                allowed = _filter_mask(self.item_kinds, hashes, where)
-                if len(self._item_masks) < 64:
-                    self._item_masks[key] = allowed
-        rows, _ = self.bm25.search(query, k, allowed)
+    def has_vectors(self, name: str) -> bool:
+        return name in self.vectors
+
+    def nearest(self, name: str, vector: Any, k: int, where: Filter | None) -> list[str]:
+        return [self.ids[row] for row in self.vectors[name].search(vector, k, where)]
+
+    def bm25(self, text: str, k: int, where: Filter | None) -> list[str]:
+        rows, _ = self.bm25_index.search(text, k, self.item_masks(where))
         return [self.ids[r] for r in rows]
+
+    def items_and_paths(
+        self, ids: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+        positions = [self.item_row[i] for i in ids if i in self.item_row]
+        rows = self.items.take(positions).to_pylist() if positions else []
+        paths = {
+            row["content_hash"]: self.paths[row["content_hash"]]
+            for row in rows
+            if row["content_hash"] in self.paths
+        }
+        return {row["id"]: row for row in rows}, paths
 
     def hashes_under(self, root: str) -> tuple[str, ...]:
         """Contents of files at or below ``root``: one contiguous range of sorted paths."""
@@ -140,20 +152,10 @@ class Snapshot:
         found.update(self.sorted_hashes[start:stop])
         return tuple(sorted(found))
 
-    def rows_of(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        positions = [self.item_row[i] for i in ids if i in self.item_row]
-        return self.items.take(positions).to_pylist() if positions else []
-
 
 def build_snapshot(
-    store: Store,
-    ann_dir: Path,
-    settings: AnnSettings,
-    token: Hashable | None = None,
-    vocabulary: Vocabulary | None = None,
+    store: Store, ann_dir: Path, settings: AnnSettings, token: Hashable, vocabulary: Vocabulary
 ) -> Snapshot:
-    started = time.perf_counter()
-    token = store.change_token() if token is None else token
     paths: dict[str, list[str]] = {}
     sorted_paths: list[str] = []
     sorted_hashes: list[str] = []
@@ -170,10 +172,8 @@ def build_snapshot(
     ids = items.column("id").to_pylist()
     item_row = {item_id: row for row, item_id in enumerate(ids)}
     item_ids = pa.array(ids, type=pa.string())
-    bm25 = None
-    if vocabulary is not None:
-        bm25 = Bm25Index.build(vocabulary, ids, items.column("text").to_pylist())
-        vocabulary.forget_except(set(item_row))
+    bm25 = Bm25Index.build(vocabulary, ids, items.column("text").to_pylist())
+    vocabulary.forget_except(set(item_row))
     vectors = {}
     for name in VECTOR_COLLECTIONS:
         if store.has_collection(name):
@@ -185,19 +185,17 @@ def build_snapshot(
         item_row=item_row,
         paths=paths,
         vectors=vectors,
+        bm25_index=bm25,
+        item_masks=FilterMasks(_kind_codes(items.column("kind")), items.column("content_hash")),
         sorted_paths=sorted_paths,
         sorted_hashes=sorted_hashes,
-        bm25=bm25,
-        item_kinds=_kind_codes(items.column("kind")),
-        built_seconds=time.perf_counter() - started,
     )
 
 
 def _vector_view(
     store: Store, name: str, ann_dir: Path, settings: AnnSettings, item_ids: pa.Array
 ) -> VectorView:
-    meta = store.scan(name, ["id", "item_id", "content_hash", "kind"]).combine_chunks()
-    if meta.num_rows < settings.min_rows:
+    if store.count(name) < settings.min_rows:
         table = store.scan(name, ["id", "item_id", "content_hash", "kind", "vector"])
         index = VectorIndex(
             table.column("id").combine_chunks(),
@@ -206,18 +204,20 @@ def _vector_view(
         )
         aligned = table.select(["item_id", "content_hash", "kind"]).combine_chunks()
     else:
+        meta = store.scan(name, ["id", "item_id", "content_hash", "kind"]).combine_chunks()
         index = open_ann(store, name, ann_dir, settings, meta.column("id"), save=False)
         positions = pc.index_in(index.ids, value_set=meta.column("id"))
         aligned = meta.select(["item_id", "content_hash", "kind"]).take(pc.fill_null(positions, 0))
         dead = pc.is_null(positions).to_numpy(zero_copy_only=False)
         index.live &= ~dead
-    item_rows = pc.index_in(aligned.column("item_id"), value_set=item_ids)
-    return VectorView(
-        index=index,
-        item_rows=pc.fill_null(item_rows, -1).to_numpy(zero_copy_only=False).astype(np.int64),
-        kinds=_kind_codes(aligned.column("kind")),
-        hashes=aligned.column("content_hash").combine_chunks(),
+    item_rows = pc.fill_null(pc.index_in(aligned.column("item_id"), value_set=item_ids), -1)
+    item_rows = item_rows.to_numpy(zero_copy_only=False).astype(np.int64)
+    masks = FilterMasks(
+        _kind_codes(aligned.column("kind")),
+        aligned.column("content_hash").combine_chunks(),
+        base=item_rows >= 0,
     )
+    return VectorView(index=index, item_rows=item_rows, masks=masks)
 
 
 def open_ann(
@@ -248,8 +248,8 @@ def open_ann(
             if save and changed:
                 save_ann(ann_dir, name, ann, ann_ids)
             return index
-        log.info("rebuilding the ANN ann of %s: %.0f%% of it is dead", name, 100 * index.dead_share)
-    log.info("building the ANN ann of %s over %d vectors", name, len(store_ids))
+        log.info("rebuilding the ANN index of %s (%.0f%% dead)", name, 100 * index.dead_share)
+    log.info("building the ANN index of %s over %d vectors", name, len(store_ids))
     table = store.scan(name, ["id", "vector"])
     ann = build_ann(_matrix(table.column("vector")))
     ann_ids = table.column("id").combine_chunks()
@@ -281,13 +281,11 @@ class SnapshotKeeper:
         settings: AnnSettings,
         *,
         min_interval: float = 1.0,
-        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.store = store
         self.ann_dir = ann_dir
         self.settings = settings
         self.min_interval = min_interval
-        self.on_error = on_error
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._building: threading.Thread | None = None
@@ -331,8 +329,6 @@ class SnapshotKeeper:
             self.build_now()
         except Exception as exc:  # noqa: BLE001 - queries keep working from the store
             log.warning("could not build the in-memory read model: %s", exc)
-            if self.on_error is not None:
-                self.on_error(exc)
 
     def wait(self, timeout: float | None = None) -> None:
         thread = self._building
