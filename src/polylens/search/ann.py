@@ -5,12 +5,12 @@ query pays milliseconds of fixed planning and I/O cost, and a fused query (two d
 retrievers, BM25, resolution) cannot pay that several times inside a 5 ms budget.
 
 The index is IVF over fp16 vectors (k-means lists, ``nprobe`` of them scanned per query):
-on a million clustered 512-d vectors it reached recall@10 0.999 at nprobe 8 in 0.6 ms and
-built in about a minute, where an HNSW graph (M=32, efConstruction=80) levelled off at
-0.92 and took minutes to build. It is saved beside the store (``ann/<collection>.faiss``
-plus the vector ids in index order) and kept in step incrementally: rows the store gained
-are added to their lists, rows it lost are masked out of every search, and it is rebuilt
-when a fifth of it is dead or it has outgrown its number of lists.
+on a million clustered 512-d vectors (``bench/query.py``) it gave recall@10 0.996 at
+nprobe 16 and trained and filled in about half a minute, where an HNSW graph (M=32,
+efConstruction=80) levelled off at 0.92 and took minutes to build. It is saved beside
+the store (``ann/<collection>.faiss`` plus the vector ids in index order) and kept in step
+incrementally: rows the store gained are added to their lists, rows it lost are masked out
+of every search, and it is rebuilt when a fifth of it is dead or it has outgrown its lists.
 """
 
 from __future__ import annotations
