@@ -399,13 +399,7 @@ def measure_lance(
 
         def batch(qb: np.ndarray, table=table, params=params) -> Any:
             query = table.search(list(qb), vector_column_name="vector").distance_type("cosine")
-            if params.get("nprobes"):
-                query = query.nprobes(params["nprobes"])
-            if params.get("ef"):
-                query = query.ef(params["ef"])
-            if params.get("refine"):
-                query = query.refine_factor(params["refine"])
-            return query.select(["id"]).limit(K).to_arrow()
+            return _tuned(query, params, None).select(["id"]).limit(K).to_arrow()
 
         try:
             qps = batch_qps(batch, qv, 8)
