@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--bare-n", type=int, default=640, help="images for the bare pass")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--lock", default="/tmp/polylens-cpu.lock")
-    parser.add_argument("--only", default="", help="comma-separated subset of the runs")
+    parser.add_argument("--only", default="", help="semicolon-separated subset of the runs")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -168,7 +168,7 @@ def main() -> None:
     common = dict(batch=args.batch, workers=args.workers)
     me = sys.executable
     runs: dict[str, dict] = {}
-    only = set(filter(None, args.only.split(",")))
+    only = set(filter(None, args.only.split(";")))
 
     def run(name: str, python: Path | str, mode: str, **options) -> None:
         if only and name not in only:

@@ -22,6 +22,8 @@ def load_image(
 ):  # -> PIL.Image.Image
     """An RGB image no larger than ``max_side``, upright per its EXIF orientation.
 
+    ``image.info["source_size"]`` is the picture's own (upright) size before any scaling.
+
     ``min_side``: the caller needs no more than this many pixels on the short side (the
     image model's input, when no OCR will read the picture), so a JPEG is decoded at
     1/2, 1/4 or 1/8 scale straight from its DCT coefficients: several times cheaper than
@@ -72,7 +74,11 @@ def load_image(
                     image = image.transpose(orientation)
                 if image.mode != "RGB":
                     image = _to_rgb(image)
-                return image.copy() if image.readonly else image
+                if image.readonly:
+                    image = image.copy()
+                swapped = orientation is not None and orientation.name in _QUARTER_TURNS
+                image.info["source_size"] = (height, width) if swapped else (width, height)
+                return image
     except CorruptFileError:
         raise
     except Image.DecompressionBombError as exc:
@@ -85,6 +91,11 @@ def load_image(
         raise CorruptFileError(f"image too large to decode: {exc}") from exc
     finally:
         opened.close()
+
+
+def source_size(image) -> tuple[int, int]:  # PIL.Image -> (width, height)
+    """The size of the picture ``image`` was decoded from (see ``load_image``)."""
+    return image.info.get("source_size", image.size)
 
 
 def _orientation(image):  # -> PIL.Image.Transpose | None
@@ -104,6 +115,9 @@ def _orientation(image):  # -> PIL.Image.Transpose | None
         7: Image.Transpose.TRANSVERSE,
         8: Image.Transpose.ROTATE_90,
     }.get(value)
+
+
+_QUARTER_TURNS = {"ROTATE_90", "ROTATE_270", "TRANSPOSE", "TRANSVERSE"}
 
 
 def _downscale(image, max_side: int):  # PIL.Image -> PIL.Image

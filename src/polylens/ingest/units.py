@@ -17,8 +17,8 @@ from typing import Any
 
 from polylens.config import IndexConfig
 from polylens.encoders.ocr import RapidOcr
-from polylens.errors import CorruptFileError
-from polylens.ingest.images import load_image
+from polylens.errors import CorruptFileError, InputError
+from polylens.ingest.images import load_image, source_size
 from polylens.ingest.pdf import PdfFile, has_text_layer
 from polylens.ingest.text import decode_text, split_passages
 
@@ -92,26 +92,40 @@ class UnitMaker:
         self.clock.add("resize", started)
         return prepared
 
+    def _load(self, path: str, *, reduced: bool) -> Any:
+        return load_image(
+            path,
+            max_pixels=self.config.max_image_pixels,
+            max_side=self.config.max_image_side,
+            min_side=MODEL_DECODE_SIDE if reduced else None,
+        )
+
+    def _full_picture(self, path: str, reduced: Any) -> Any:
+        """The picture at full resolution (up to ``max_image_side``) for OCR."""
+        width, height = source_size(reduced)
+        if max(reduced.size) >= min(max(width, height), self.config.max_image_side):
+            return reduced  # not reduced, or already as large as OCR would ever see it
+        try:
+            return self._load(path, reduced=False)
+        except (CorruptFileError, InputError):
+            return reduced  # it decoded once; a second read failing is not worth a unit
+
     def pdf_page_count(self, path: str) -> int:
         with PdfFile(path, max_pages=self.config.max_pdf_pages) as pdf:
             return pdf.page_count
 
     def image(self, path: str, content_hash: str) -> list[Unit]:
         started = time.perf_counter()
-        image = load_image(
-            path,
-            max_pixels=self.config.max_image_pixels,
-            max_side=self.config.max_image_side,
-            # Without OCR only the image model looks at the pixels.
-            min_side=MODEL_DECODE_SIDE if self.ocr is None else None,
-        )
+        # The model and OCR's presence pass need only a small picture; the full one is
+        # decoded again only for the few where OCR finds text.
+        image = self._load(path, reduced=True)
         self.clock.add("decode", started)
         text = ""
         if self.ocr is not None:
             started = time.perf_counter()
-            text = self.ocr.read(image)
+            text = self.ocr.read(image, full_image=lambda: self._full_picture(path, image))
             self.clock.add("ocr", started)
-        width, height = image.size
+        width, height = source_size(image)
         return [
             Unit(
                 item_id(content_hash, "image", None),
@@ -144,7 +158,9 @@ class UnitMaker:
                         )
                         self.clock.add("decode", started)
                         started = time.perf_counter()
-                        text = self.ocr.read(scan)
+                        # A page with no text layer is a scan, which nearly always holds
+                        # text too fine for the presence pass's small copy.
+                        text = self.ocr.read(scan, check_presence=False)
                         self.clock.add("ocr", started)
                         started = time.perf_counter()
                         source = "ocr"
