@@ -301,7 +301,7 @@ class Index:
 
     def _get_ocr(self) -> RapidOcr:
         if self._ocr is None:
-            self._ocr = RapidOcr()
+            self._ocr = RapidOcr(presence_side=self.config.ocr_presence_side)
         return self._ocr
 
     # -- reading ---------------------------------------------------------------------

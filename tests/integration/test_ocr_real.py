@@ -34,7 +34,9 @@ def _with_sign(photo: Image.Image, words: str, height_share: float) -> Image.Ima
     draw = ImageDraw.Draw(picture)
     left, top = picture.width // 10, picture.height // 3
     right = left + sum(draw.textlength(w, font=font) + size for w in words.split())
-    draw.rectangle((left - size // 2, top - size // 3, right, top + size * 1.4), fill=(250, 250, 245))
+    draw.rectangle(
+        (left - size // 2, top - size // 3, right, top + size * 1.4), fill=(250, 250, 245)
+    )
     for word in words.split():
         draw.text((left, top), word, fill=(20, 20, 20), font=font)
         left += int(draw.textlength(word, font=font)) + size
@@ -52,10 +54,11 @@ def test_text_presence_pass(ocr: RapidOcr, skimage_data: Path) -> None:
 
 
 def test_boxes_that_read_as_nothing_stop_before_full_ocr(
-    ocr: RapidOcr, skimage_data: Path, monkeypatch: pytest.MonkeyPatch
+    skimage_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The detector sees "text" in cell.png's membranes; the check step reads the boxes
-    # and finds nothing, so the expensive whole-picture pass never runs.
+    # The detector sees "text" in cell.png's membranes (on a 480-px copy); the check step
+    # reads the boxes and finds nothing, so the expensive whole-picture pass never runs.
+    ocr = RapidOcr(presence_side=480)
     cell = Image.open(skimage_data / "cell.png").convert("RGB")
     assert len(ocr.text_boxes(cell)) > 0
     full_passes = []
@@ -112,3 +115,10 @@ def test_screenshot_text_too_small_for_the_photo_presence_copy_is_read(ocr: Rapi
         draw.text((280, 60 + row * 30), f"Invoice {1000 + row} paid", fill=(20, 20, 20), font=font)
     assert len(ocr.text_boxes(shot)) == 0  # lost at the photo presence size...
     assert "Invoice 1007" in ocr.read(shot)  # ...so pictures like this get a larger copy
+
+
+def test_the_index_setting_sizes_the_presence_copy(tmp_path: Path) -> None:
+    with open_index(
+        tmp_path / "idx", image_model="none", text_model="none", ocr_presence_side=480
+    ) as idx:
+        assert idx._get_ocr().presence_side == 480

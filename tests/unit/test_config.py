@@ -29,6 +29,7 @@ def test_written_toml_round_trips(tmp_path: Path) -> None:
         ("colour = 1", "unknown setting"),
         ("ocr = 1", "must be bool"),
         ('device = "tpu"', "device must be"),
+        ("ocr_presence_side = 8", "between 32 and 4096"),
         ("batch_size = [", "not valid TOML"),
     ],
 )

@@ -15,7 +15,12 @@ def _page(background: tuple[int, int, int], ink: tuple[int, int, int]) -> Image.
     draw = ImageDraw.Draw(page)
     font = ImageFont.load_default(size=22)
     for row in range(60):
-        draw.text((110, 120 + row * 26), "The quick brown fox jumps over the lazy dog " * 2, fill=ink, font=font)
+        draw.text(
+            (110, 120 + row * 26),
+            "The quick brown fox jumps over the lazy dog " * 2,
+            fill=ink,
+            font=font,
+        )
     return page
 
 
@@ -25,7 +30,12 @@ def _screenshot() -> Image.Image:
     draw.rectangle((0, 0, 1920, 40), fill=(60, 90, 160))
     font = ImageFont.load_default(size=14)
     for row in range(40):
-        draw.text((280, 60 + row * 24), f"def handler_{row}(request): return render(request)", fill=(30, 30, 30), font=font)
+        draw.text(
+            (280, 60 + row * 24),
+            f"def handler_{row}(request): return render(request)",
+            fill=(30, 30, 30),
+            font=font,
+        )
     return shot
 
 
@@ -43,7 +53,15 @@ def test_documents_and_screenshots_skip_the_presence_pass(picture: Image.Image) 
 
 
 @pytest.mark.parametrize(
-    "name", ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "moon.png", "hubble_deep_field.jpg"]
+    "name",
+    [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "rocket.jpg",
+        "moon.png",
+        "hubble_deep_field.jpg",
+    ],
 )
 def test_photos_get_the_presence_pass(skimage_data: Path, name: str) -> None:
     assert not looks_like_document(Image.open(skimage_data / name))
