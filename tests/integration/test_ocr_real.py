@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
@@ -122,3 +123,10 @@ def test_the_index_setting_sizes_the_presence_copy(tmp_path: Path) -> None:
         tmp_path / "idx", image_model="none", text_model="none", ocr_presence_side=480
     ) as idx:
         assert idx._get_ocr().presence_side == 480
+
+
+def test_degenerate_boxes_are_not_cut_out(ocr: RapidOcr, skimage_data: Path) -> None:
+    page = Image.open(skimage_data / "page.png").convert("RGB")
+    flat = np.array([[[10, 10], [60, 10], [60, 10.5], [10, 10.5]]], np.float32)
+    assert not ocr.readable(page, flat)
+    assert not ocr.readable(page, np.zeros((0, 4, 2), np.float32))

@@ -110,7 +110,11 @@ class RapidOcr:
         engine = self._engine()
         edges = np.linalg.norm(boxes - np.roll(boxes, -1, axis=1), axis=2)
         areas = edges[:, 0] * edges[:, 1]
-        largest = boxes[np.argsort(-areas)[:CHECK_BOXES]]
+        areas[(edges[:, 0] < 2) | (edges[:, 1] < 2)] = 0  # too thin to cut out
+        order = [i for i in np.argsort(-areas)[:CHECK_BOXES] if areas[i] > 0]
+        if not order:
+            return False
+        largest = boxes[order]
         crops = engine.get_crop_img_list(self._to_bgr(image), list(largest))
         results, _ = engine.text_rec(crops)
         return any(_is_text(text, float(score)) for text, score in results)
