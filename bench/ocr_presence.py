@@ -127,11 +127,11 @@ def main() -> None:
             small = [reduced(s) for s in signed]
             row = {}
             for side in SIDES:
-                ocr.presence_side = side
-                found = sum(len(ocr.text_boxes(s)) > 0 for s in small)
-                read = sum(ocr.has_text(s, full=lambda f=f: f) for s, f in zip(small, signed))
+                found = sum(len(ocr.text_boxes(s, side=side)) > 0 for s in small)
+                read = sum(
+                    ocr.has_text(s, full=lambda f=f: f, side=side) for s, f in zip(small, signed)
+                )
                 row[side] = {"found": found, "read": read, "of": len(signed)}
-            ocr.presence_side = RapidOcr().presence_side
             result["signs"][share] = row
     result["gate"]["photos"] = {
         "documents": sum(looks_like_document(p) for p in photos),

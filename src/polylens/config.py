@@ -27,9 +27,9 @@ class IndexConfig:
     ocr: bool = True
     ocr_presence_side: int = 320
     """Long side of the small copy OCR's presence pass looks for text on (photos). Larger
-    finds smaller text and costs more: letters 2.5 % of a photo's short side are found in
-    about a third of photos at 320 and 85 % at 480, which costs a photo 23 vs 49 ms
-    (``bench/ocr_presence.py``)."""
+    finds smaller text and costs more: signs with letters 2.5 % of a photo's short side
+    were read in 22 of 60 photos at 320 and 51 of 60 at 480, for 23 vs 49 ms of detection
+    a photo (``bench/ocr_presence.py``, results/ocr_presence.json)."""
     text_in_image_space: bool = True
     """Also embed text passages with the image-text model's text tower, so an image query
     can find the notes and captions that describe it."""
