@@ -48,7 +48,7 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def corpus(tmp_path: Path) -> Path:
     """A private copy of the sample data that a test may change."""
     target = tmp_path / "corpus"
-    shutil.copytree(SAMPLES, target)
+    shutil.copytree(SAMPLES, target, ignore=shutil.ignore_patterns(".polylensignore"))
     return target
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from polylens.engine import Index, open_index  # noqa: E402
 from polylens.errors import (  # noqa: E402
     ConfigError,
     CorruptFileError,
@@ -21,7 +22,23 @@ from polylens.errors import (  # noqa: E402
 )
 from polylens.types import FileFailure, Hit, IndexStatus, RunSummary  # noqa: E402
 
-open = open_index  # noqa: A001 - `polylens.open(path)` is the documented entry point
+if TYPE_CHECKING:
+    from polylens.engine import Index, open_index
+
+    open = open_index  # noqa: A001
+
+
+def __getattr__(name: str) -> Any:
+    """The engine (LanceDB, pyarrow, the search stack) loads on first use, so importing
+    polylens, or running `polylens --help`, stays fast."""
+    if name in ("Index", "open_index", "open"):
+        from polylens import engine
+
+        value = engine.open_index if name in ("open", "open_index") else engine.Index
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'polylens' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",

@@ -6,38 +6,37 @@ An index directory holds ``polylens.toml`` (settings), ``index.json`` (how it wa
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from polylens import __version__
 from polylens.config import CONFIG_FILE, IndexConfig, load_config
-from polylens.encoders.base import ImageTextEncoder, TextEncoder
 from polylens.encoders.ocr import RapidOcr
 from polylens.encoders.registry import ModelRegistry
 from polylens.errors import (
-    ConfigError,
-    IndexLockedError,
     IndexNotFoundError,
     InputError,
-    ItemNotFoundError,
-    ModelNotAvailableError,
     StoreError,
 )
-from polylens.ingest.pipeline import Ingestor, ProgressEvents
-from polylens.ingest.sources import normalise_root, under_any
+from polylens.ingest.backfill import BackFill
+from polylens.ingest.events import ProgressEvents
+from polylens.ingest.images import read_query_image
+from polylens.ingest.pipeline import Ingestor
+from polylens.ingest.sources import normalise_root
+from polylens.items import item_picture, read_item, safe_path
+from polylens.locking import exclusive_lock
 from polylens.meta import (
     LAST_RUN_FILE,
     META_FILE,
     IndexMeta,
     ModelRecord,
-    check_model,
     read_meta,
     write_json_atomic,
     write_meta,
@@ -45,18 +44,24 @@ from polylens.meta import (
 )
 from polylens.search.ann import AnnSettings
 from polylens.search.reader import StoreReader
-from polylens.search.searcher import Searcher, SearchRequest, as_image
+from polylens.search.searcher import Searcher, SearchRequest, check_request
 from polylens.search.snapshot import SnapshotKeeper, refresh_saved_ann
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, Filter, Store
+from polylens.slots import ROLES, ModelSlots, Role, check_switch
+from polylens.status import index_status
+from polylens.store.base import VEC_IMAGE, Filter, Store
 from polylens.store.lance import LanceStore
-from polylens.types import KINDS, Hit, IndexStatus, ItemInfo, ModelInfo, RunSummary
+from polylens.types import (
+    IndexStatus,
+    ItemInfo,
+    RunSummary,
+    SearchResults,
+)
 
 log = logging.getLogger(__name__)
 
 STORE_DIR = "lance"
 ANN_DIR = "ann"
 LOCK_FILE = ".lock"
-_UNSET = object()
 
 
 class Index:
@@ -74,7 +79,10 @@ class Index:
     ) -> None:
         """``serve_from_memory``: after the first search, build an in-memory read model in
         the background and answer later searches from it (see :meth:`warm`). One-shot
-        callers such as the CLI turn it off; searches are correct either way."""
+        callers such as the CLI turn it off; searches are correct either way.
+
+        A new index's directory is created by the first write (:meth:`add`), not here:
+        a run refused for bad arguments leaves nothing behind."""
         self.path = Path(path).expanduser().absolute()
         exists = (self.path / META_FILE).is_file() or (self.path / CONFIG_FILE).is_file()
         if not exists and not create:
@@ -82,42 +90,56 @@ class Index:
                 f"no polylens index at {self.path}; create one with `polylens index PATHS "
                 f"--index {self.path}`"
             )
+        self._exists = exists
         self._registry = registry or ModelRegistry.with_plugins()
         self._meta_stamp = _stamp(self.path / META_FILE)
         self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
         self._explicit = {k: v for k, v in settings.items() if v is not None}
         self.config = self._effective_config(self._explicit)
-        if not exists:
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the index directory {self.path}: {exc}") from exc
-            # Atomic: a run killed here must not leave a truncated file that every later
-            # run refuses as invalid TOML.
-            write_text_atomic(self.path / CONFIG_FILE, self.config.to_toml())
-        self._store = store or LanceStore(self.path / STORE_DIR)
+        self._given_store = store
         self._serve_from_memory = serve_from_memory
-        self._keeper = SnapshotKeeper(self._store, self.path / ANN_DIR, self._ann_settings())
-        self._image_encoder: Any = _UNSET
-        self._text_encoder: Any = _UNSET
+        self._models = ModelSlots(self._registry)
         self._ocr: RapidOcr | None = None
-        self.warnings: list[str] = []
-        self._load_errors: dict[str, str] = {}
-        # Searches may run on many threads (the server): a model loads once, not per thread.
-        self._models_lock = threading.RLock()
+
+    @property
+    def warnings(self) -> list[str]:
+        """Models that could not be loaded, one line each (also in run summaries)."""
+        return self._models.warnings
+
+    @cached_property
+    def _store(self) -> Store:
+        if self._given_store is not None:
+            return self._given_store
+        if not self._exists:
+            self._create()
+        return LanceStore(self.path / STORE_DIR)
+
+    @cached_property
+    def _keeper(self) -> SnapshotKeeper:
+        return SnapshotKeeper(self._store, self.path / ANN_DIR, self._ann_settings())
+
+    def _create(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the index directory {self.path}: {exc}") from exc
+        # Atomic: a run killed here must not leave a truncated file that every later
+        # run refuses as invalid TOML.
+        write_text_atomic(self.path / CONFIG_FILE, self.config.to_toml())
+        self._exists = True
 
     # -- settings and models ----------------------------------------------------------
     def _effective_config(self, explicit: dict[str, Any]) -> IndexConfig:
         config = load_config(self.path, explicit)
-        meta = self._meta
-        for role, record in (("image", meta.image_model), ("text", meta.text_model)):
+        for role in ROLES:
+            record: ModelRecord | None = getattr(self._meta, f"{role}_model")
             key = f"{role}_model"
             if record is None:
                 continue
             if key in explicit:
-                requested = self._registry.canonical(role, explicit[key])  # type: ignore[arg-type]
-                if requested != record.resolved:
-                    check_model(role, record, explicit[key], self.path)
+                requested = explicit[key]
+                canonical = self._registry.canonical(role, requested)
+                check_switch(role, record, requested, canonical, self.path)
             else:
                 config = config.replace(**{key: record.name})
         return config
@@ -136,102 +158,30 @@ class Index:
             self._meta_stamp = stamp
             if meta is None:
                 return
-            for role in ("image", "text"):
+            for role in ROLES:
                 before = getattr(self._meta, f"{role}_model")
                 after = getattr(meta, f"{role}_model")
                 if (before is None or before.dim is None) and after is not None and after.dim:
                     # Searches ran without this model because the index had no vectors of
                     # it; now it has: load it on the next search.
-                    if getattr(self, f"_{role}_encoder") is None:
-                        setattr(self, f"_{role}_encoder", _UNSET)
+                    self._models.forget(role)
             self._meta = meta
             self.config = self._effective_config(self._explicit)
 
-    def _load_encoder(self, role: str, *, for_search: bool) -> Any:
-        """Load the model for ``role`` once; an unavailable one is a warning, not an error."""
-        attr = f"_{role}_encoder"
-        if getattr(self, attr) is not _UNSET:
-            return getattr(self, attr)
-        with self._models_lock:
-            if getattr(self, attr) is _UNSET:
-                self._load_encoder_locked(role, attr, for_search=for_search)
-        return getattr(self, attr)
+    @property
+    def _models_lock(self) -> threading.RLock:
+        return self._models._lock  # noqa: SLF001 - one lock for models and their records
 
-    def _load_encoder_locked(self, role: str, attr: str, *, for_search: bool) -> None:
-        record = getattr(self._meta, f"{role}_model")
-        encoder = None
-        if not (for_search and (record is None or record.dim is None)):
-            load = self._registry.load_image_text if role == "image" else self._registry.load_text
-            try:
-                encoder = load(
-                    getattr(self.config, f"{role}_model"),
-                    device=self.config.device,
-                    batch_size=self.config.batch_size,
-                )
-            except ModelNotAvailableError as exc:
-                what = "image embeddings" if role == "image" else "text embeddings (BM25 only)"
-                message = f"{role} model unavailable, continuing without {what}: {exc}"
-                log.warning(message)
-                self.warnings.append(message)
-                self._load_errors[role] = str(exc)
-        if encoder is not None and record is not None and record.dim not in (None, encoder.dim):
-            raise ConfigError(
-                f"{role} model {encoder.name!r} gives {encoder.dim}-d vectors but the index "
-                f"holds {record.dim}-d ones"
-            )
-        setattr(self, attr, encoder)
-
-    def _load_image_encoder(self, *, for_search: bool) -> ImageTextEncoder | None:
-        return self._load_encoder("image", for_search=for_search)
-
-    def _load_text_encoder(self, *, for_search: bool) -> TextEncoder | None:
-        return self._load_encoder("text", for_search=for_search)
-
-    def _record_models(self, roots: Iterable[str]) -> None:
-        meta = self._meta
-        for role, encoder in (("image", self._image_encoder), ("text", self._text_encoder)):
-            name = getattr(self.config, f"{role}_model")
-            canonical = self._registry.canonical(role, name)  # type: ignore[arg-type]
-            current = getattr(meta, f"{role}_model")
-            if canonical == "none":
-                if current is None:
-                    setattr(
-                        meta, f"{role}_model", ModelRecord(name=name, resolved="none", dim=None)
-                    )
-                continue
-            dim = encoder.dim if encoder not in (None, _UNSET) else None
-            if current is None or current.dim is None:
-                record = ModelRecord(
-                    name=name, resolved=canonical, dim=dim, error=self._load_errors.get(role)
-                )
-                setattr(meta, f"{role}_model", record)
-        meta.roots = sorted(set(meta.roots) | set(roots))
-        meta.polylens_version = __version__
-        write_meta(self.path, meta)
-
-    def _record_roots(self, roots: Iterable[str]) -> None:
-        self._meta.roots = sorted(set(self._meta.roots) | set(roots))
-        write_meta(self.path, self._meta)
+    def _encoder(self, role: Role, *, for_search: bool) -> Any:
+        return self._models.get(role, self.config, self._meta, for_search=for_search)
 
     # -- writing ---------------------------------------------------------------------
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
-        try:
-            handle = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
-        except OSError as exc:
-            raise StoreError(f"the index directory {self.path} is not writable: {exc}") from exc
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    raise IndexLockedError(
-                        f"another process is writing to the index at {self.path}"
-                    ) from exc
-                raise
+        if not self._exists:
+            self._create()
+        with exclusive_lock(self.path / LOCK_FILE):
             yield
-        finally:
-            handle.close()
 
     def add(
         self,
@@ -240,26 +190,24 @@ class Index:
         events: ProgressEvents | None = None,
         rehash: bool = False,
     ) -> RunSummary:
-        """Index files and folders; files that vanished from under them leave the index."""
+        """Index files and folders; files that vanished from under them leave the index.
+
+        Items indexed while a model was unavailable get its vectors in the first run
+        that can load it (only what that model reads is decoded again)."""
         roots = [normalise_root(p) for p in paths]
         if not roots:
             raise InputError("nothing to index: give at least one file or folder")
         for root in roots:
             if not os.path.exists(root):
                 raise InputError(f"{root} does not exist")
+        events = events or ProgressEvents()
         with self._write_lock():
+            loaded: list[Any] = []
 
             def load_encoders() -> tuple[Any, Any, Any]:
-                image_encoder = self._load_image_encoder(for_search=False)
-                text_encoder = self._load_text_encoder(for_search=False)
-                if self._meta.image_model and self._meta.image_model.dim and image_encoder is None:
-                    self.warnings.append(
-                        "this index has image embeddings but the image model is unavailable "
-                        "now: files added in this run will not be searchable by image"
-                    )
-                ocr = self._get_ocr() if self.config.ocr else None
-                self._record_models(roots)
-                return image_encoder, text_encoder, ocr
+                if not loaded:
+                    loaded.extend(self._load_for_writing(roots, events))
+                return loaded[0], loaded[1], loaded[2]
 
             ingestor = Ingestor(
                 self._store,
@@ -270,12 +218,57 @@ class Index:
                 rehash=rehash,
             )
             summary = ingestor.run(roots)
+            self._back_fill(load_encoders, ingestor, events)
             refresh_saved_ann(self._store, self.path / ANN_DIR, self._ann_settings())
-            if set(roots) - set(self._meta.roots):
-                self._record_roots(roots)
+            # Also when no model loaded: a role switched to `none` is recorded, and roots.
+            self._models.record(self._meta, self.config, roots)
+            write_meta(self.path, self._meta)
             summary.warnings.extend(self.warnings)
             write_json_atomic(self.path / LAST_RUN_FILE, summary.to_dict())
         return summary
+
+    def _load_for_writing(self, roots: list[str], events: ProgressEvents) -> list[Any]:
+        """Load this run's models (each shown as a phase) and record them."""
+        encoders: list[Any] = []
+        for role in ROLES:
+            name = getattr(self.config, f"{role}_model")
+            if self._registry.canonical(role, name) != "none":
+                events.phase(f"loading {role} model {name}")
+            encoders.append(self._encoder(role, for_search=False))
+        record = self._meta.image_model
+        if record is not None and record.dim and encoders[0] is None:
+            self.warnings.append(
+                "this index has image embeddings but the image model is unavailable "
+                "now: files added in this run will not be searchable by image"
+            )
+        ocr = None
+        if self.config.ocr:
+            events.phase("loading OCR")
+            ocr = self._get_ocr()
+        self._models.record(self._meta, self.config, roots)
+        write_meta(self.path, self._meta)
+        return [*encoders, ocr]
+
+    def _back_fill(
+        self,
+        load_encoders: Callable[[], tuple[Any, Any, Any]],
+        ingestor: Ingestor,
+        events: ProgressEvents,
+    ) -> None:
+        """Give items indexed while a model was unavailable (or disabled) its vectors."""
+        if not self._models.incomplete_roles(self._meta, self.config):
+            return
+        image_encoder, text_encoder, _ = load_encoders()  # no-op when already loaded
+        encoders = {"image": image_encoder, "text": text_encoder}
+        roles = [r for r in self._models.incomplete_roles(self._meta, self.config) if encoders[r]]
+        if not roles:
+            return
+        backfill = BackFill(self._store, self.config, encoders, clock=ingestor.clock, events=events)
+        ingestor.summary.items_backfilled += backfill.run(roles)
+        ingestor.summary.warnings.extend(backfill.problems)
+        for role in roles:
+            getattr(self._meta, f"{role}_model").complete = True
+        write_meta(self.path, self._meta)
 
     def refresh(self, *, events: ProgressEvents | None = None) -> RunSummary:
         """Re-index every root this index was built from."""
@@ -315,48 +308,44 @@ class Index:
         offset: int = 0,
         retrievers: Iterable[str] | None = None,
         path_prefix: str | None = None,
-    ) -> list[Hit]:
+    ) -> SearchResults:
         """Search by text, by image (a path, bytes or PIL image), or both.
 
-        ``retrievers`` limits fusion to some of ``image``, ``text`` and ``bm25``
-        (evaluation compares them; users rarely need it).
+        Returns the hits best first, as a list with ``warnings`` (a part of the query that
+        could not run, and why) and ``has_more``. ``retrievers`` limits fusion to some
+        of ``image``, ``text`` and ``bm25`` (evaluation compares them).
+
+        Arguments and the query image are checked before any model loads.
         """
-        kinds: tuple[str, ...] | None
-        if kind is None:
-            kinds = None
-        elif isinstance(kind, str):
-            kinds = (kind,)
-        else:
-            kinds = tuple(kind)
-        picture = None
-        if image is not None:
-            if isinstance(image, (str, os.PathLike, bytes)):
-                source = image if isinstance(image, bytes) else os.fspath(image)
-                try:
-                    picture = as_image(
-                        source,
-                        max_pixels=self.config.max_image_pixels,
-                        max_side=self.config.max_image_side,
-                    )
-                except FileNotFoundError as exc:
-                    raise InputError(f"query image not found: {image}") from exc
-                except Exception as exc:  # noqa: BLE001 - every decode failure is bad input
-                    if isinstance(exc, InputError):
-                        raise
-                    raise InputError(f"cannot read the query image: {exc}") from exc
-            else:
-                picture = image
+        kinds = (kind,) if isinstance(kind, str) else (tuple(kind) if kind is not None else None)
+        request = SearchRequest(
+            text=query,
+            k=k,
+            kinds=kinds,
+            offset=offset,
+            retrievers=tuple(retrievers) if retrievers is not None else None,
+        )
+        check_request(request, has_image=image is not None)
+        picture = self._query_image(image) if image is not None else None
+        self._reload_meta()
+        if picture is not None and not (query or "").strip():
+            reason = self._models.unavailable_reason("image", self._meta)
+            if reason is not None:
+                raise InputError(f"cannot search by image: {reason}")
         searcher = self._searcher()
         return searcher.search(
-            SearchRequest(
-                text=query,
+            replace(
+                request,
                 image=picture,
-                k=k,
-                kinds=kinds,
-                offset=offset,
-                retrievers=tuple(retrievers) if retrievers is not None else None,
                 content_hashes=self._hashes_under(searcher, path_prefix),
             )
+        )
+
+    def _query_image(self, image: str | os.PathLike[str] | bytes | Any) -> Any:
+        if not isinstance(image, (str, os.PathLike, bytes)):
+            return image  # a PIL image already
+        return read_query_image(
+            image, max_pixels=self.config.max_image_pixels, max_side=self.config.max_image_side
         )
 
     def _searcher(self) -> Searcher:
@@ -365,8 +354,13 @@ class Index:
         return Searcher(
             snapshot if snapshot is not None else StoreReader(self._store),
             self.config,
-            image_encoder=self._load_image_encoder(for_search=True),
-            text_encoder=self._load_text_encoder(for_search=True),
+            image_encoder=self._encoder("image", for_search=True),
+            text_encoder=self._encoder("text", for_search=True),
+            unavailable={
+                role: reason
+                for role in ROLES
+                if (reason := self._models.unavailable_reason(role, self._meta)) is not None
+            },
         )
 
     @staticmethod
@@ -379,32 +373,11 @@ class Index:
 
     def item(self, item_id: str) -> ItemInfo:
         """An indexed item with its text and every path that holds its content."""
-        rows = self._store.get(ITEMS, Filter(ids=(item_id,)))
-        if not rows:
-            raise ItemNotFoundError(f"no item {item_id!r} in this index")
-        row = rows[0]
-        files = self._store.get(FILES, Filter(content_hashes=(row["content_hash"],)))
-        if not files:
-            raise ItemNotFoundError(f"item {item_id!r} belongs to no indexed file")
-        paths = sorted(f["path"] for f in files)
-        return ItemInfo(
-            id=row["id"],
-            kind=row["kind"],
-            page=row["page"],
-            chunk=row["chunk"],
-            path=paths[0],
-            other_paths=tuple(paths[1:]),
-            text=row["text"],
-            text_source=row["text_source"],
-            width=row["width"],
-            height=row["height"],
-            content_hash=row["content_hash"],
-            file_kind=files[0]["file_kind"],
-        )
+        return read_item(self._store, item_id)
 
     def similar(
         self, item_id: str, *, k: int = 10, kind: str | Iterable[str] | None = None
-    ) -> list[Hit]:
+    ) -> SearchResults:
         """More like this: the item's own image-space vector as the query, or its text."""
         info = self.item(item_id)
         kinds = (kind,) if isinstance(kind, str) else (tuple(kind) if kind else None)
@@ -420,7 +393,7 @@ class Index:
         elif info.text.strip():
             request = SearchRequest(text=info.text[:1000], k=k, kinds=kinds, exclude_ids=(item_id,))
         else:
-            return []
+            return SearchResults()
         return self._searcher().search(request)
 
     def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
@@ -429,76 +402,21 @@ class Index:
         Only files the index holds are opened, and only while they still lie under a root
         the index was built from (no symlink escapes)."""
         info = self.item(item_id)
-        if info.kind == "text":
-            raise ItemNotFoundError(f"item {item_id!r} is text; it has no image")
-        path = self._safe_path(info)
-        side = max_side or self.config.max_image_side
-        if info.kind == "image":
-            from polylens.ingest.images import load_image
-
-            return load_image(path, max_pixels=self.config.max_image_pixels, max_side=side)
-        from polylens.ingest.pdf import PdfFile
-
-        with PdfFile(path, max_pages=self.config.max_pdf_pages) as pdf:
-            return pdf.render((info.page or 1) - 1, dpi=self.config.pdf_ocr_dpi, max_side=side)
+        self._reload_meta()
+        return item_picture(info, self._meta.roots, self.config, max_side=max_side)
 
     def item_file(self, item_id: str) -> str:
         """The real path of the file holding an item, checked as in :meth:`item_image`."""
-        return self._safe_path(self.item(item_id))
-
-    def _safe_path(self, info: ItemInfo) -> str:
         self._reload_meta()
-        roots = [os.path.realpath(r) for r in self._meta.roots]
-        for candidate in (info.path, *info.other_paths):
-            real = os.path.realpath(candidate)
-            if os.path.isfile(real) and under_any(real, roots):
-                return real
-        raise ItemNotFoundError(
-            f"the file of item {info.id!r} is gone or lies outside the indexed folders"
-        )
+        return safe_path(self.item(item_id), self._meta.roots)
 
     def status(self) -> IndexStatus:
         self._reload_meta()
-        meta = self._meta
-        items = {kind: self._store.count(ITEMS, Filter(kinds=(kind,))) for kind in KINDS}
-        models = []
-        for role, record in (("image", meta.image_model), ("text", meta.text_model)):
-            if record is None:
-                continue
-            available = record.dim is not None
-            reason = None
-            if record.resolved == "none":
-                reason = "disabled"
-            elif not available:
-                reason = record.error or "could not be loaded when the index was built"
-            models.append(
-                ModelInfo(role, record.name, record.resolved, record.dim, available, reason)
-            )
-        ocr_name = "rapidocr-onnxruntime" if self.config.ocr else "off"
-        models.append(ModelInfo("ocr", ocr_name, None, None, self.config.ocr))
-        last = None
-        last_path = self.path / LAST_RUN_FILE
-        if last_path.is_file():
-            import json
-
-            try:
-                last = RunSummary.from_dict(json.loads(last_path.read_text(encoding="utf-8")))
-            except (ValueError, TypeError):
-                last = None
-        size = sum(_size_of(p) for p in self.path.rglob("*"))
-        return IndexStatus(
-            path=str(self.path),
-            files=self._store.count(FILES),
-            items=items,
-            models=models,
-            roots=list(meta.roots),
-            size_bytes=size,
-            schema_version=meta.schema_version,
-            last_run=last,
-        )
+        return index_status(self.path, self._store, self._meta, self.config, self._models)
 
     def close(self) -> None:
-        self._store.close()
+        if "_store" in self.__dict__:  # never create a store just to close it
+            self._store.close()
 
     def __enter__(self) -> Index:
         return self
@@ -513,15 +431,6 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _size_of(path: Path) -> int:
-    """Bytes of a regular file, 0 for anything else or a file removed meanwhile (the store
-    compacts and deletes files while a concurrent run writes)."""
-    try:
-        return path.stat().st_size if path.is_file() else 0
-    except FileNotFoundError:
-        return 0
 
 
 def open_index(

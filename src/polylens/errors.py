@@ -33,10 +33,17 @@ class ModelError(PolylensError):
 
 
 class ModelNotAvailableError(ModelError):
-    """A model's weights cannot be found locally and cannot be downloaded."""
+    """A model's weights cannot be found locally and cannot be downloaded.
+
+    ``summary`` is a short reason for one-line reports and narrow tables; the message
+    itself says in full how to bring the model over."""
 
     exit_code = 3
     http_status = 503
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 class IndexError_(PolylensError):

@@ -27,14 +27,24 @@ LAST_RUN_FILE = "last_run.json"
 
 @dataclass
 class ModelRecord:
+    """The model of one role. ``dim`` is None while the index holds no vectors of it (the
+    model was unavailable or disabled): then another model may still take the role.
+    ``complete`` is False from the run that first loads the model until every item
+    indexed before has its vectors (the back-fill), so a killed back-fill resumes."""
+
     name: str
     resolved: str | None = None
     dim: int | None = None
     error: str | None = None
+    error_summary: str | None = None
+    complete: bool = True
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ModelRecord | None:
-        return None if data is None else cls(**data)
+        if data is None:
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
 
 @dataclass
@@ -116,15 +126,3 @@ def _os_reason(exc: OSError) -> str:
 
 def write_meta(index_dir: Path, meta: IndexMeta) -> None:
     write_json_atomic(index_dir / META_FILE, meta.to_dict())
-
-
-def check_model(role: str, recorded: ModelRecord | None, requested: str, index_dir: Path) -> None:
-    """Refuse a model other than the one whose vectors the index already holds."""
-    if recorded is None or recorded.name == requested:
-        return
-    raise IndexMismatchError(
-        f"the index at {index_dir} holds {role} vectors from {recorded.name!r}, "
-        f"but {requested!r} was requested. Vectors from two models cannot be mixed. "
-        f"Either drop the flag to keep using {recorded.name!r}, or build a separate index: "
-        f"`polylens index PATHS --index NEW_DIR --{role}-model {requested}`."
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +37,20 @@ class Hit:
         data = asdict(self)
         data["other_paths"] = list(self.other_paths)
         return data
+
+
+class SearchResults(list[Hit]):
+    """Hits best first, plus what the caller should know about how they were found.
+
+    ``warnings``: parts of the query that could not run, and why (e.g. an image part on
+    an index without image embeddings); ``has_more``: more hits exist past these."""
+
+    def __init__(
+        self, hits: Iterable[Hit] = (), *, warnings: Iterable[str] = (), has_more: bool = False
+    ) -> None:
+        super().__init__(hits)
+        self.warnings = list(warnings)
+        self.has_more = has_more
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,8 @@ class RunSummary:
     failed: int = 0
     skipped: int = 0
     items_written: int = 0
+    items_backfilled: int = 0
+    """Items that got the vectors of a model that was unavailable when they were indexed."""
     seconds: float = 0.0
     failures: list[FileFailure] = field(default_factory=list)
     skipped_files: list[FileFailure] = field(default_factory=list)
@@ -105,6 +122,15 @@ class ModelInfo:
     dim: int | None
     available: bool
     reason: str | None = None
+    """Why it is unavailable (or incomplete), in full: how to fix it."""
+    summary: str | None = None
+    """The same in a few words, for tables."""
+
+
+@dataclass(frozen=True)
+class SearchAvailability:
+    available: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,8 @@ class IndexStatus:
     size_bytes: int
     schema_version: int
     last_run: RunSummary | None
+    image_search: SearchAvailability = SearchAvailability(True)
+    """Whether the index can be searched by image, and if not why."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ the test's tmp dir.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 FAST = ["--image-model", "fake-clip", "--text-model", "fake-text", "--no-ocr"]
+TEXT_ONLY = ["--image-model", "none", "--text-model", "fake-text", "--no-ocr"]
+PAGE_SIZE = 24  # app.js asks for this many results at a time
+# a 1x1 PNG, for drop and paste events
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 TIMEOUT_MS = 30_000
 
 if not Path(CHROMIUM).is_file():
@@ -76,8 +82,7 @@ def _tail(path: Path, chars: int = 4000) -> str:
         return ""
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _build_index(tmp_path_factory: pytest.TempPathFactory, models: list[str]) -> Path:
     index = tmp_path_factory.mktemp("browser") / "idx"
     proc = subprocess.run(
         [
@@ -88,7 +93,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(SAMPLES),
             "--index",
             str(index),
-            *FAST,
+            *models,
             "--quiet",
         ],
         capture_output=True,
@@ -100,8 +105,8 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return index
 
 
-@pytest.fixture(scope="module")
-def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def _serving(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`polylens serve` in a subprocess; yields its base URL and always stops it."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
@@ -146,6 +151,29 @@ def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as res:
+        return json.load(res)
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_index(tmp_path_factory, FAST)
+
+
+@pytest.fixture(scope="module")
+def server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serving(index_dir, tmp_path_factory) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def text_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An index built without an image model: image search is unavailable there."""
+    with _serving(_build_index(tmp_path_factory, TEXT_ONLY), tmp_path_factory) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +246,8 @@ def test_search_image_query_detail_and_more_like_this(
     cards = page.locator(".card")
 
     _wait_focused(page, "q")  # autofocus
-    expect(page.locator("#status")).to_contain_text(re.compile(r"10 files, \d+ items"))
+    files = _get_json(server + "/api/status")["files"]
+    expect(page.locator("#status")).to_contain_text(re.compile(rf"Index: {files} files, \d+ items"))
 
     # -- a text search
     generation = _generation(page)
@@ -229,7 +258,7 @@ def test_search_image_query_detail_and_more_like_this(
     names = page.locator(".card .card-name").all_inner_texts()
     assert any("euro.pdf" in name for name in names), names
     expect(page.locator(".card-page .badge").first).to_have_text(re.compile(r"^p\. \d+$"))
-    expect(page.locator("#status")).to_contain_text(re.compile(r"\d+ results? for"))
+    expect(page.locator("#results-title")).to_have_text(re.compile(r"^\d+\+? results? for “euro”$"))
     page.wait_for_function(  # the thumbnails in view have loaded
         """() => {
             const imgs = Array.from(document.querySelectorAll('.card img')).slice(0, 4);
@@ -362,5 +391,197 @@ def test_phone_width_has_no_horizontal_scroll(
     mobile_png = shots / "mobile.png"
     page.screenshot(path=str(mobile_png))
     _assert_png(mobile_png)
+    assert page_errors == []
+    page.context.close()
+
+
+def _snippet_boxes(page: Any) -> list[dict[str, float]]:
+    """Each text card's snippet: its line height, heights and how far its bottom reaches
+    into the square that holds it (positive: past the square's padding, cut)."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('.card-visual.card-text .snippet')).map((s) => {
+            const box = s.parentElement;
+            const boxStyle = getComputedStyle(box);
+            const lineHeight = parseFloat(getComputedStyle(s).lineHeight);
+            return {
+                lineHeight,
+                clientHeight: s.clientHeight,
+                scrollHeight: s.scrollHeight,
+                height: s.getBoundingClientRect().height,
+                overrun: s.getBoundingClientRect().bottom
+                    - (box.getBoundingClientRect().bottom - parseFloat(boxStyle.paddingBottom)
+                       - parseFloat(boxStyle.borderBottomWidth)),
+            };
+        })"""
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_text_cards_clip_snippets_on_whole_lines(
+    server: str, browser: Any, shots: Path, page_errors: list[str], width: int
+) -> None:
+    page = _new_page(browser, page_errors, width, 900)
+    page.goto(server + "/?q=hacker&kind=text")
+    page.wait_for_selector(".card-text .snippet")
+    page.wait_for_function("document.querySelector('#results').dataset.state === 'done'")
+    boxes = _snippet_boxes(page)
+    assert boxes, "no text cards"
+    clipped = [b for b in boxes if b["scrollHeight"] > b["clientHeight"] + 1]
+    assert clipped, f"no snippet is long enough to be clipped: {boxes}"
+    for box in boxes:
+        lines = box["height"] / box["lineHeight"]
+        # a whole number of lines: no part of a further line shows under the "…"
+        assert abs(box["height"] - round(lines) * box["lineHeight"]) <= 1, box
+        assert abs(box["clientHeight"] - box["height"]) <= 1, f"the snippet has a padding: {box}"
+        # and the square that holds the snippet does not cut through a line either
+        assert box["overrun"] <= 0.5, box
+    assert all(round(b["height"] / b["lineHeight"]) >= 3 for b in clipped), clipped
+    png = shots / f"text-cards-{width}.png"
+    page.screenshot(path=str(png))
+    _assert_png(png)
+    assert page_errors == []
+    page.context.close()
+
+
+def test_one_heading_with_a_true_count_and_the_warnings(
+    server: str, browser: Any, page_errors: list[str]
+) -> None:
+    everything = len(_get_json(server + "/api/search?q=euro&k=200")["hits"])
+    text_only = len(_get_json(server + "/api/search?q=euro&k=200&kind=text")["hits"])
+    # the sample index: more than one page of everything, less than one of text
+    assert PAGE_SIZE < everything < 2 * PAGE_SIZE, everything
+    assert 0 < text_only < PAGE_SIZE, text_only
+
+    note = "image search is unavailable: a test note; the text alone was searched"
+
+    def add_note(route: Any) -> None:  # the same note twice: it is shown once
+        response = route.fetch()
+        data = response.json()
+        data["warnings"] = [*data.get("warnings", []), note, note]
+        route.fulfill(response=response, json=data)
+
+    page = _new_page(browser, page_errors, 1280, 900)
+    page.route("**/api/search?*", add_note, times=1)
+    page.goto(server + "/")
+    cards = page.locator(".card")
+    title = page.locator("#results-title")
+    more = page.locator("#more-btn")
+    warnings = page.locator("#warnings li")
+
+    generation = _generation(page)
+    page.locator("#q").fill("euro")
+    page.locator("#q").press("Enter")
+    _wait_for_results(page, generation, "text")
+
+    # one heading says how many: a full page and more on the server reads "24+"
+    headings = page.locator("main h2")
+    assert headings.count() == 1
+    expect(headings.first).to_be_visible()
+    expect(title).to_have_text(f"{PAGE_SIZE}+ results for “euro”")
+    assert cards.count() == PAGE_SIZE
+    assert page.locator("main").inner_text().count("results for") == 1
+    expect(more).to_be_visible()
+
+    # the server's note: once, above the results, not as an error
+    expect(warnings).to_have_count(1)
+    expect(warnings.first).to_be_visible()
+    expect(warnings.first).to_have_text(note[0].upper() + note[1:] + ".")
+    assert warnings.first.bounding_box()["y"] < cards.first.bounding_box()["y"]
+    expect(page.locator("#error")).to_have_text("")
+
+    # the last page: the exact number, no "More results"
+    generation = _generation(page)
+    more.click()
+    _wait_for_results(page, generation, "text")
+    expect(title).to_have_text(f"{everything} results for “euro”")
+    assert cards.count() == everything
+    expect(more).to_be_hidden()
+    expect(warnings).to_have_count(1)  # still the same search
+
+    # the next search clears the note; fewer than a page: the exact number at once
+    page.locator(".pill", has_text="Images").click()
+    page.locator(".pill", has_text="PDF pages").click()
+    expect(title).to_have_text(f"{text_only} results for “euro”")
+    page.wait_for_function("document.querySelector('#results').dataset.state === 'done'")
+    assert cards.count() == text_only
+    expect(more).to_be_hidden()
+    expect(warnings).to_have_count(0)
+    assert page.locator("main").inner_text().count("results for") == 1
+    assert page_errors == []
+    page.context.close()
+
+
+def _send_image_event(page: Any, kind: str) -> None:
+    """Drop or paste a small PNG on the page, as a user would."""
+    page.evaluate(
+        """([kind, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], 'dot.png', { type: 'image/png' }));
+            const init = { bubbles: true, cancelable: true };
+            if (kind === 'paste') {
+                document.body.dispatchEvent(new ClipboardEvent('paste', { ...init, clipboardData: dt }));
+            } else {
+                document.body.dispatchEvent(new DragEvent('dragenter', { ...init, dataTransfer: dt }));
+                document.body.dispatchEvent(new DragEvent('drop', { ...init, dataTransfer: dt }));
+            }
+        }""",
+        [kind, PNG_1PX],
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_image_control_is_off_without_an_image_model(
+    text_only_server: str, browser: Any, shots: Path, page_errors: list[str], width: int
+) -> None:
+    status = _get_json(text_only_server + "/api/status")
+    assert status["image_search"]["available"] is False, status.get("image_search")
+    reason = status["image_search"]["reason"]
+    assert reason
+
+    page = _new_page(browser, page_errors, width, 800)
+    image_requests: list[str] = []
+    page.on("request", lambda r: image_requests.append(r.url) if "/search/image" in r.url else None)
+    page.goto(text_only_server + "/")
+
+    file_input = page.locator("#file-input")
+    button = page.locator("#file-btn")
+    note = page.locator("#image-off")
+    expect(file_input).to_be_disabled()
+    expect(button).to_have_attribute("aria-disabled", "true")
+    expect(button).to_have_attribute("title", re.compile(re.escape(reason)))
+    # the reason is also visible next to the control, and describes it
+    expect(note).to_be_visible()
+    expect(note).to_contain_text(reason)
+    described_by = (file_input.get_attribute("aria-describedby") or "").split()
+    assert "image-off" in described_by, described_by
+    assert note.bounding_box()["width"] <= width
+    expect(page.locator("#dropzone")).to_have_attribute("aria-disabled", "true")
+    png = shots / f"image-off-{width}.png"
+    page.screenshot(path=str(png))
+    _assert_png(png)
+
+    # dropping or pasting an image explains instead of searching
+    generation = _generation(page)
+    for kind in ("drop", "paste"):
+        page.evaluate("document.getElementById('error').textContent = ''")
+        _send_image_event(page, kind)
+        expect(page.locator("#error")).to_contain_text(reason)
+        expect(page.locator("#image-chip")).to_be_hidden()
+        expect(page.locator("#drop-overlay")).to_be_hidden()
+    assert _generation(page) == generation
+    assert image_requests == []
+
+    # searching by words still works
+    generation = _generation(page)
+    page.locator("#q").fill("euro")
+    page.locator("#q").press("Enter")
+    _wait_for_results(page, generation, "text")
+    expect(page.locator("#error")).to_have_text("")
+    expect(note).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    png = shots / f"image-off-results-{width}.png"
+    page.screenshot(path=str(png))
+    _assert_png(png)
     assert page_errors == []
     page.context.close()

@@ -25,13 +25,13 @@ def test_unavailable_image_model_degrades_to_text_search(tmp_path: Path, samples
         tmp_path / "idx", image_model="clip-b32", text_model="fake-text", ocr=False
     ) as idx:
         summary = idx.add([samples_dir])
-        assert summary.failed == 0 and summary.added == 10
-        assert any("image model unavailable" in w for w in summary.warnings)
+        assert summary.failed == 0 and summary.added == 9  # LICENSES.md is ignored
+        assert any("image model clip-b32 unavailable" in w for w in summary.warnings)
         status = idx.status()
         image = next(m for m in status.models if m.role == "image")
         assert not image.available and "hf download" in (image.reason or "")
         hits = idx.search("SQLite database engine", k=3)
         assert hits and hits[0].path.endswith("about-sqlite.md")
         assert "image" not in hits[0].sources
-        with pytest.raises(InputError, match="no image embeddings"):
+        with pytest.raises(InputError, match="cannot search by image: the index has no image"):
             idx.search(image=samples_dir / "photos" / "cat.jpg")

@@ -28,7 +28,7 @@ FAST = dict(image_model="fake-clip", text_model="fake-text", ocr=False)
 def index_dir(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("api")
     corpus = root / "corpus"
-    shutil.copytree(samples_dir, corpus)
+    shutil.copytree(samples_dir, corpus, ignore=shutil.ignore_patterns(".polylensignore"))
     outside = root / "outside.jpg"
     shutil.copy(samples_dir / "photos" / "coffee.jpg", outside)
     Image.open(outside).rotate(90, expand=True).save(outside)  # distinct content

@@ -68,7 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Itera
     """``polylens serve`` on a free loopback port; the corpus and index it serves."""
     root = tmp_path_factory.mktemp("load")
     corpus = root / "corpus"
-    shutil.copytree(samples_dir, corpus)
+    shutil.copytree(samples_dir, corpus, ignore=shutil.ignore_patterns(".polylensignore"))
     with open_index(root / "idx", **FAST) as idx:
         assert idx.add([corpus]).failed == 0
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

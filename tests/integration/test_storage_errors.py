@@ -241,13 +241,17 @@ def test_settings_file_is_written_atomically(
     def full(src: str, dst: str) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    note = tmp_path / "note.txt"
+    note.write_text("a note to index\n")
     monkeypatch.setattr(os, "replace", full)
-    with pytest.raises(StoreError, match="no space left"):
-        open_index(tmp_path / "idx", image_model="fake-clip", text_model="fake-text")
+    with pytest.raises(StoreError, match="no space left"):  # the first write creates it
+        with open_index(tmp_path / "idx", image_model="fake-clip", text_model="fake-text") as idx:
+            idx.add([note])
     monkeypatch.setattr(os, "replace", real_replace)
     assert sorted(os.listdir(tmp_path / "idx")) == []
     with open_index(tmp_path / "idx", image_model="fake-clip", text_model="fake-text") as idx:
         assert idx.config.image_model == "fake-clip"
+        assert idx.add([note]).added == 1
     assert (tmp_path / "idx" / "polylens.toml").read_text().count("\n") > 10
 
 

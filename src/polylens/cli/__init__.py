@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from polylens.cli._common import ConventionalCommand
 from polylens.cli.eval_cmd import eval_
 from polylens.cli.index_cmd import index
 from polylens.cli.search_cmd import search
@@ -16,12 +17,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain, conventional help (see ConventionalCommand)
 )
-app.command()(index)
-app.command()(search)
-app.command()(status)
-app.command(name="eval")(eval_)
-app.command()(serve)
+app.command(cls=ConventionalCommand)(index)
+app.command(cls=ConventionalCommand)(search)
+app.command(cls=ConventionalCommand)(status)
+app.command(name="eval", cls=ConventionalCommand)(eval_)
+app.command(cls=ConventionalCommand)(serve)
 
 
 def main() -> None:

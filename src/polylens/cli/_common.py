@@ -7,10 +7,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from polylens.errors import PolylensError
 
@@ -29,8 +30,62 @@ IndexOption = Annotated[
         help="Index directory (default: ./.polylens, or $POLYLENS_INDEX).",
         envvar="POLYLENS_INDEX",
         show_default=False,
+        metavar="DIR",
     ),
 ]
+
+
+class ConventionalCommand(TyperCommand):
+    """Help as Unix tools print it: ``Usage: polylens index [OPTIONS] PATHS...``, options
+    with a metavar only when they take a value (``--image FILE``, never ``<bool>``).
+
+    typer 0.29 writes every parameter's Python type into help (``--json <bool>``,
+    ``--kind <list[str]>``, ``{paths}...``) and offers no switch for it; this command
+    class writes the usage line and the argument rows itself and lets options show
+    the metavars they declare. Everything else (parsing, defaults, env vars) is typer's.
+    """
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar or "[OPTIONS]"]
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_argument_label(param, brackets=True))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                help_text = getattr(param, "help", None) or ""
+                if param.required:
+                    help_text += "  [required]"
+                arguments.append((_argument_label(param, brackets=False), help_text))
+            else:
+                if param.metavar is None and not getattr(param, "is_flag", False):
+                    param.metavar = (param.name or "value").upper()  # argparse's convention
+                record = param.get_help_record(ctx)
+                if record is not None:
+                    options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_label(param: Any, *, brackets: bool) -> str:
+    label = param.metavar or (param.name or "").upper()
+    if param.nargs != 1:
+        label += "..."
+    return f"[{label}]" if brackets and not param.required else label
+
+
+def shown_path(path: str) -> str:
+    """A path as a person reads it: relative to the working directory when under it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
 
 
 def default_index() -> Path:
@@ -61,13 +116,8 @@ def setup_logging(quiet: bool) -> None:
     root.propagate = False
     for noisy in ("transformers", "sentence_transformers", "huggingface_hub", "RapidOCR"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
+    # Model loading is kept quiet by the library itself (polylens.encoders.quiet), so
+    # transformers is not imported here: argument errors must come before heavy imports.
 
 
 def call(fn: Callable[[], T]) -> T:

@@ -10,9 +10,6 @@ import typer
 from rich.table import Table
 
 from polylens.cli._common import cli_errors, err_console, out_console, setup_logging
-from polylens.eval.datasets import load_dataset, read_trec_qrels, read_trec_run
-from polylens.eval.runner import DEFAULT_METRICS, add_external_run, write_outputs
-from polylens.eval.session import evaluate_dataset
 
 
 def eval_(
@@ -56,7 +53,10 @@ def eval_(
         str | None, typer.Option(help="Image-text model for a new index.")
     ] = None,
     text_model: Annotated[str | None, typer.Option(help="Text embedder for a new index.")] = None,
-    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr")] = None,
+    ocr: Annotated[
+        bool | None,
+        typer.Option("--ocr/--no-ocr", help="OCR images and scanned pages (new index)."),
+    ] = None,
     qrels: Annotated[
         Path | None, typer.Option(help="TREC qrels file that replaces the dataset's judgments.")
     ] = None,
@@ -70,6 +70,10 @@ def eval_(
 ) -> None:
     """Evaluate retrieval quality: nDCG@10, Recall@1/5/10/100, MRR@10, MAP@100 per configuration."""
     setup_logging(True)
+    from polylens.eval.datasets import load_dataset, read_trec_qrels, read_trec_run
+    from polylens.eval.runner import DEFAULT_METRICS, add_external_run, write_outputs
+    from polylens.eval.session import evaluate_dataset
+
     metrics = list(DEFAULT_METRICS) + [m for m in (metric or []) if m not in DEFAULT_METRICS]
     with cli_errors():
         data = load_dataset(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,9 +16,7 @@ from rich.progress import (
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
-from rich.table import Table
 
 from polylens.cli._common import (
     IndexOption,
@@ -26,93 +25,118 @@ from polylens.cli._common import (
     err_console,
     out_console,
     setup_logging,
+    shown_path,
 )
-from polylens.engine import open_index
-from polylens.ingest.pipeline import ProgressEvents
+from polylens.ingest.events import ProgressEvents
 from polylens.types import RunSummary
+
+LISTED = 10
+"""Failed and skipped files named in the summary; `--json` lists every one."""
 
 
 class _RichEvents(ProgressEvents):
-    """Files done as the bar; items/s in the description; failures printed above it."""
+    """Each phase as it happens (scanning, loading a model, reading and encoding, writing,
+    filling in vectors); files or items done as the bar; failures printed above it."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task = progress.add_task("scanning", total=None, rate="")
+        self.task = progress.add_task("starting", total=None, rate="", unit="")
         self.items = 0
         self.started = time.perf_counter()
+
+    def phase(self, what: str, total: int | None = None) -> None:
+        unit = "" if total is None else ("files" if what == "reading and encoding" else "items")
+        if total is not None:
+            self.started = time.perf_counter()
+            self.items = 0
+        self.progress.reset(self.task, total=total, description=what, unit=unit, rate="")
 
     def scanning(self, files_seen: int) -> None:
         self.progress.update(self.task, description=f"scanning ({files_seen} files)")
 
-    def planned(self, files_to_encode: int) -> None:
-        self.started = time.perf_counter()
-        self.progress.update(self.task, total=files_to_encode, completed=0, description="indexing")
-
     def units_encoded(self, count: int) -> None:
         self.items += count
         rate = self.items / max(1e-6, time.perf_counter() - self.started)
-        self.progress.update(self.task, rate=f"{self.items} items, {rate:.1f} items/s")
+        task = self.progress.tasks[0]
+        if task.fields.get("unit") == "items":
+            self.progress.advance(self.task, count)
+        self.progress.update(self.task, rate=f"{self.items} items, {rate:.1f}/s")
 
     def file_done(self, path: str, items: int) -> None:
         self.progress.advance(self.task)
 
     def file_failed(self, path: str, reason: str) -> None:
-        self.progress.console.print(f"[red]failed[/] {path}: {reason}", highlight=False)
+        self.progress.console.print(
+            f"[red]failed[/] {shown_path(path)}: {reason}", highlight=False, soft_wrap=True
+        )
 
-    def finishing(self, what: str) -> None:
-        self.progress.update(self.task, description=what)
 
-
-def _summary_table(summary: RunSummary) -> Table:
-    table = Table(title="index run", show_header=True, header_style="bold")
-    for column in (
-        "added",
-        "updated",
-        "unchanged",
-        "moved",
-        "removed",
-        "failed",
-        "skipped",
-        "items",
-        "seconds",
-    ):
-        table.add_column(column, justify="right")
-    table.add_row(
-        *(
-            str(getattr(summary, c))
-            for c in ("added", "updated", "unchanged", "moved", "removed", "failed", "skipped")
-        ),
-        str(summary.items_written),
-        f"{summary.seconds:.1f}",
+def print_summary(summary: RunSummary, console: Console) -> None:
+    """The run in a few lines that read at any width: counts, then what went wrong."""
+    counts = ", ".join(
+        f"{getattr(summary, name)} {name}"
+        for name in ("added", "updated", "unchanged", "moved", "removed", "failed", "skipped")
     )
-    return table
+    extra = f", {summary.items_backfilled} back-filled" if summary.items_backfilled else ""
+    console.print(
+        f"[bold]indexed[/] {counts}; {summary.items_written} items written{extra}, "
+        f"in {summary.seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for title, files in (("failed", summary.failures), ("skipped", summary.skipped_files)):
+        if not files:
+            continue
+        console.print(f"{title}:", highlight=False)
+        for failure in files[:LISTED]:
+            console.print(
+                f"  {shown_path(failure.path)}: {failure.reason}", highlight=False, soft_wrap=True
+            )
+        if len(files) > LISTED:
+            console.print(
+                f"  … and {len(files) - LISTED} more — `--json` lists all", highlight=False
+            )
 
 
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders to index (recursive).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files and folders to index (recursive; .polylensignore files are honoured).",
+            metavar="PATHS",
+            show_default=False,
+        ),
+    ],
     index_dir: IndexOption = None,  # type: ignore[assignment]
     image_model: Annotated[
         str | None,
         typer.Option(
-            help="Image-text model: alias (clip-b32, siglip-b16, ...), hf-hub:ORG/NAME, a local dir, or none."
+            help="Image-text model: alias (clip-b32, siglip-b16, ...), hf-hub:ORG/NAME, a local dir, or none.",
+            metavar="MODEL",
         ),
     ] = None,
     text_model: Annotated[
         str | None,
         typer.Option(
-            help="Text embedder: minilm (bundled), hf-hub:ORG/NAME, a local dir, or none."
+            help="Text embedder: minilm (bundled), hf-hub:ORG/NAME, a local dir, or none.",
+            metavar="MODEL",
         ),
     ] = None,
     ocr: Annotated[
         bool | None, typer.Option("--ocr/--no-ocr", help="OCR images and scanned pages.")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Items per model forward pass.")
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Decode/OCR threads.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Items per model forward pass.", metavar="N")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Decode/OCR threads.", metavar="N")
+    ] = None,
     rehash: Annotated[
-        bool, typer.Option(help="Hash every file even if size and mtime are unchanged.")
+        bool,
+        typer.Option("--rehash", help="Hash every file even if size and mtime are unchanged."),
     ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar; summary only on failure.")
@@ -122,6 +146,8 @@ def index(
     """Index files and folders. Re-runs only do new or changed work; removed files leave the index."""
     setup_logging(True)  # warnings come back in the summary and are printed after it
     with cli_errors():
+        from polylens.engine import open_index
+
         idx = open_index(
             index_dir or default_index(),
             image_model=image_model,
@@ -138,13 +164,11 @@ def index(
                 progress = Progress(
                     SpinnerColumn(),
                     TextColumn("[progress.description]{task.description}"),
-                    BarColumn(),
+                    BarColumn(bar_width=20),
                     MofNCompleteColumn(),
-                    TextColumn("files"),
+                    TextColumn("{task.fields[unit]}"),
                     TextColumn("{task.fields[rate]}"),
                     TimeElapsedColumn(),
-                    TextColumn("eta"),
-                    TimeRemainingColumn(),
                     console=err_console,
                     transient=True,
                 )
@@ -154,10 +178,16 @@ def index(
                     )
     if as_json:
         out_console.print_json(json.dumps(summary.to_dict()))
-    elif not quiet:
-        out_console.print(_summary_table(summary))
-        for warning in summary.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        return
+    if not quiet:
+        print_summary(summary, out_console)
     elif summary.failed:
         for failure in summary.failures:
-            err_console.print(f"failed {failure.path}: {failure.reason}", highlight=False)
+            err_console.print(
+                f"failed {shown_path(failure.path)}: {failure.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not quiet:
+        for warning in summary.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

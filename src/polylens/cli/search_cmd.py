@@ -1,29 +1,55 @@
-"""`polylens search QUERY [--image FILE]`: fused search, as a table or JSON."""
+"""`polylens search QUERY [--image FILE]`: fused search, as readable lines or JSON."""
 
 from __future__ import annotations
 
 import json
+import textwrap
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.console import Console
+from rich.text import Text
 
-from polylens.cli._common import IndexOption, cli_errors, default_index, out_console, setup_logging
-from polylens.engine import open_index
+from polylens.cli._common import (
+    IndexOption,
+    cli_errors,
+    default_index,
+    err_console,
+    out_console,
+    setup_logging,
+    shown_path,
+)
 from polylens.errors import InputError
+from polylens.types import Hit
+
+
+class KindChoice(StrEnum):
+    image = "image"
+    page = "page"
+    text = "text"
 
 
 def search(
     query: Annotated[
-        str | None, typer.Argument(help="What to look for (optional with --image).")
+        str | None,
+        typer.Argument(help="What to look for (optional with --image).", metavar="QUERY"),
     ] = None,
     image: Annotated[
-        Path | None, typer.Option("--image", help="Search by this image (with QUERY: composed).")
+        Path | None,
+        typer.Option(
+            "--image", help="Search by this image (with QUERY: composed).", metavar="FILE"
+        ),
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of hits.")] = 10,
+    k: Annotated[
+        int, typer.Option("-k", "--k", min=1, max=1000, help="Number of hits.", metavar="N")
+    ] = 10,
     kind: Annotated[
-        list[str] | None, typer.Option("--kind", help="image, page or text (repeatable).")
+        list[KindChoice] | None,
+        typer.Option(
+            "--kind", help="Only hits of this kind (repeatable).", metavar="[image|page|text]"
+        ),
     ] = None,
     index_dir: IndexOption = None,  # type: ignore[assignment]
     as_json: Annotated[
@@ -33,23 +59,40 @@ def search(
     """Search an index by text, by image, or by both."""
     setup_logging(as_json)
     with cli_errors():
-        if not query and image is None:
+        if not (query or "").strip() and image is None:
             raise InputError("give a QUERY, --image FILE, or both")
+        # The query image is read before the index opens and any model loads, so a
+        # wrong file is reported at once, by name.
+        from polylens.engine import open_index, read_query_image
+
+        picture = read_query_image(image) if image is not None else None
         with open_index(index_dir or default_index(), create=False, serve_from_memory=False) as idx:
-            hits = idx.search(query, image=image, k=k, kind=kind or None)
+            hits = idx.search(
+                query, image=picture, k=k, kind=[c.value for c in kind] if kind else None
+            )
+    for warning in hits.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         out_console.print_json(json.dumps([h.to_dict() for h in hits]))
         return
     if not hits:
         out_console.print("no matches")
         return
-    table = Table(show_header=True, header_style="bold", expand=True)
-    table.add_column("#", justify="right", width=3)
-    table.add_column("score", justify="right", width=7)
-    table.add_column("kind", width=5)
-    table.add_column("where", overflow="fold", ratio=2)
-    table.add_column("snippet", overflow="fold", ratio=3)
+    print_hits(hits, out_console)
+
+
+def print_hits(hits: list[Hit], console: Console) -> None:
+    """One line per hit (rank, score, kind, where), its snippet indented below: lines
+    that wrap at words, so results read the same at 80 columns, in a pipe or a log."""
     for rank, hit in enumerate(hits, start=1):
-        where = hit.path + (f"  p.{hit.page}" if hit.page else "")
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.kind, where, (hit.snippet or "")[:200])
-    out_console.print(table)
+        where = shown_path(hit.path) + (f"  p.{hit.page}" if hit.page else "")
+        console.print(
+            f"[bold]{rank:>2}[/]  {hit.score:.4f}  {hit.kind:<5}  {where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if hit.snippet:
+            snippet = " ".join(hit.snippet.split())[:240]
+            width = max(40, min(console.width, 100) - 4)
+            for line in textwrap.wrap(snippet, width=width):
+                console.print(Text("    " + line, style="dim"), soft_wrap=True)

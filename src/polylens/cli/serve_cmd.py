@@ -26,7 +26,7 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind; beyond loopback a token is required.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     token: Annotated[
         str | None,
         typer.Option(help="Access token (generated and printed when binding beyond loopback)."),

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from polylens._lazy import import_or_raise
+from polylens.encoders.quiet import quiet_loading
 from polylens.errors import ModelNotAvailableError
 
 _PROBE_TIMEOUT_S = 3.0
@@ -66,10 +67,23 @@ def resolve_hub_model(repo_id: str) -> Path:
     except Exception:  # noqa: BLE001 - any cache miss means "not here"; decided below
         pass
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise ModelNotAvailableError(_offline_message(repo_id, "HF_HUB_OFFLINE is set"))
+        raise _not_available(repo_id, "HF_HUB_OFFLINE is set")
     if not _hub_reachable():
-        raise ModelNotAvailableError(_offline_message(repo_id, "the model hub cannot be reached"))
+        raise _not_available(repo_id, "the model hub cannot be reached")
     try:
-        return Path(hub.snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS))
+        with quiet_loading():
+            return Path(hub.snapshot_download(repo_id, allow_patterns=_WEIGHT_PATTERNS))
     except Exception as exc:  # noqa: BLE001 - hub errors vary by version; all mean "cannot get it"
-        raise ModelNotAvailableError(_offline_message(repo_id, f"download failed: {exc}")) from exc
+        raise _not_available(repo_id, f"download failed: {exc}") from exc
+
+
+def _not_available(repo_id: str, why: str) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        _offline_message(repo_id, why), summary=f"not on this machine; {_short(why)}"
+    )
+
+
+def _short(why: str) -> str:
+    if why.startswith("download failed"):
+        return "download failed"
+    return why.replace("the model hub cannot be reached", "hub unreachable")

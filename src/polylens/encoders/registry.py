@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from polylens.encoders.base import ImageTextEncoder, TextEncoder
+from polylens.encoders.quiet import quiet_loading
 from polylens.errors import ConfigError, ModelNotAvailableError
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ class ModelRegistry:
         if not path.is_dir():
             raise ModelNotAvailableError(
                 f"model directory {path} does not exist. Pass a Hugging Face-format model "
-                "directory, hf-hub:ORG/NAME, or none."
+                "directory, hf-hub:ORG/NAME, or none.",
+                summary="its model directory is missing",
             )
         return path
 
@@ -137,9 +139,10 @@ class ModelRegistry:
             return FakeImageText(int(ref.target or 48))
         from polylens.encoders.clip import TransformersImageText
 
-        return TransformersImageText(
-            name, self._local_path(ref), device=device, batch_size=batch_size
-        )
+        with quiet_loading():
+            return TransformersImageText(
+                name, self._local_path(ref), device=device, batch_size=batch_size
+            )
 
     def load_text(self, name: str, *, device: str, batch_size: int) -> TextEncoder | None:
         ref = self.parse("text", name)
@@ -151,6 +154,7 @@ class ModelRegistry:
             return FakeText(int(ref.target or 64))
         from polylens.encoders.sentence import SentenceTransformerText
 
-        return SentenceTransformerText(
-            name, self._local_path(ref), device=device, batch_size=batch_size
-        )
+        with quiet_loading():
+            return SentenceTransformerText(
+                name, self._local_path(ref), device=device, batch_size=batch_size
+            )

@@ -8,12 +8,14 @@ decoded, and let JPEG decode at reduced scale (``draft``) when the image is larg
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from pathlib import Path
 from typing import Any
 
 from polylens._lazy import import_or_raise
+from polylens.config import IndexConfig
 from polylens.errors import CorruptFileError, InputError
 
 
@@ -152,3 +154,21 @@ def _to_rgb(image):  # PIL.Image -> PIL.Image
         background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def read_query_image(
+    image: str | os.PathLike[str] | bytes,
+    *,
+    max_pixels: int = IndexConfig.max_image_pixels,
+    max_side: int = IndexConfig.max_image_side,
+) -> Any:
+    """A query image (a path or bytes) as a picture; every error names the file."""
+    source = image if isinstance(image, bytes) else os.fspath(image)
+    shown = "the query image" if isinstance(source, bytes) else f"query image {source}"
+    if isinstance(source, str) and not os.path.isfile(source):
+        reason = "is a directory" if os.path.isdir(source) else "not found"
+        raise InputError(f"{shown}: {reason}")
+    try:
+        return load_image(source, max_pixels=max_pixels, max_side=max_side)
+    except Exception as exc:  # noqa: BLE001 - every decode failure is bad input
+        raise InputError(f"{shown}: {exc}") from exc

@@ -28,6 +28,8 @@ from polylens.config import IndexConfig
 from polylens.encoders.base import ImageTextEncoder, TextEncoder
 from polylens.encoders.ocr import RapidOcr
 from polylens.errors import InputError, PolylensError
+from polylens.ingest.encoding import image_space_rows, text_rows
+from polylens.ingest.events import ProgressEvents
 from polylens.ingest.sniff import sniff
 from polylens.ingest.sources import (
     FoundFile,
@@ -37,7 +39,6 @@ from polylens.ingest.sources import (
     under_any,
     walk,
 )
-from polylens.ingest.text import windows
 from polylens.ingest.units import StageClock, Unit, UnitMaker
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store, chunked
 from polylens.types import FileFailure, RunSummary
@@ -47,22 +48,6 @@ log = logging.getLogger(__name__)
 PDF_PAGES_PER_PIECE = 8
 
 Encoders = tuple[ImageTextEncoder | None, TextEncoder | None, RapidOcr | None]
-
-
-class ProgressEvents:
-    """Callbacks the pipeline calls; the CLI renders them, the library never prints."""
-
-    def scanning(self, files_seen: int) -> None: ...
-
-    def planned(self, files_to_encode: int) -> None: ...
-
-    def file_done(self, path: str, items: int) -> None: ...
-
-    def units_encoded(self, count: int) -> None: ...
-
-    def file_failed(self, path: str, reason: str) -> None: ...
-
-    def finishing(self, what: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -133,17 +118,19 @@ class Ingestor:
         for row in known.values():
             complete_hashes.setdefault(row["content_hash"], row)
 
+        self.events.phase("scanning")
         plan = self._plan(roots, known, complete_hashes)
         if plan.tasks:  # models load only when there is something to encode
             t0 = time.perf_counter()
             self.image_encoder, self.text_encoder, self.ocr = self._load_encoders()
             self.clock.add("load_models", t0)
             self._ensure_vector_collections()
+            self.events.phase("reading and encoding", total=len(plan.tasks))
         self._encode_and_write(plan)
+        self.events.phase("writing")
         self._remove_vanished(roots, known, plan)
-        self.events.finishing("collecting unreferenced items")
         self._collect_garbage()
-        self.events.finishing("optimising indexes")
+        self.events.phase("optimising indexes")
         t0 = time.perf_counter()
         self.store.optimize(ann_min_rows=self.config.ann_min_rows)
         self.clock.add("optimize", t0)
@@ -344,7 +331,7 @@ class Ingestor:
                     units = []
                     if not task.failed:
                         task.failed = True
-                        self._fail(task.found.path, _reason(exc))
+                        self._fail(task.found.path, reason_of(exc))
                 task.pieces_left -= 1
                 if task.failed:
                     owners.pop(task, None)
@@ -366,27 +353,23 @@ class Ingestor:
 
     def _encode(self, units: list[Unit], out: dict[str, list[dict[str, Any]]]) -> None:
         if self.image_encoder is not None:
-            encoder = self.image_encoder
-            pictures = [u for u in units if u.image is not None]
-            self._embed_into(
-                out[VEC_IMAGE], pictures, lambda us: encoder.embed_images([u.image for u in us])
-            )
-            if self.config.text_in_image_space:
-                passages = [u for u in units if u.kind == "text" and u.text.strip()]
-                self._embed_into(
-                    out[VEC_IMAGE], passages, lambda us: encoder.embed_queries([u.text for u in us])
+            out[VEC_IMAGE].extend(
+                image_space_rows(
+                    self.image_encoder,
+                    units,
+                    text_in_image_space=self.config.text_in_image_space,
+                    clock=self.clock,
                 )
+            )
         if self.text_encoder is not None:
-            texts: list[tuple[Unit, int, str]] = []
-            for unit in units:
-                for n, window in enumerate(windows(unit.text, self.config.text_vector_chars)):
-                    texts.append((unit, n, window))
-            if texts:
-                t0 = time.perf_counter()
-                vectors = self.text_encoder.embed_documents([t for _, _, t in texts])
-                self.clock.add("encode_text", t0)
-                for (unit, n, _), vector in zip(texts, vectors, strict=True):
-                    out[VEC_TEXT].append(_vector_row(f"{unit.item_id}#w{n}", unit, vector))
+            out[VEC_TEXT].extend(
+                text_rows(
+                    self.text_encoder,
+                    units,
+                    window_chars=self.config.text_vector_chars,
+                    clock=self.clock,
+                )
+            )
         for unit in units:
             out[ITEMS].append(
                 {
@@ -403,21 +386,6 @@ class Ingestor:
             )
             unit.image = None  # release pixels as soon as they are encoded
         self.events.units_encoded(len(units))
-
-    def _embed_into(
-        self,
-        rows: list[dict[str, Any]],
-        units: list[Unit],
-        embed: Callable[[list[Unit]], Any],
-    ) -> None:
-        """One image-space vector per unit (image, page, or a passage's text)."""
-        if not units:
-            return
-        t0 = time.perf_counter()
-        vectors = embed(units)
-        self.clock.add("encode_image", t0)
-        for unit, vector in zip(units, vectors, strict=True):
-            rows.append(_vector_row(unit.item_id, unit, vector))
 
     def _flush(
         self,
@@ -513,17 +481,7 @@ class Ingestor:
         self.clock.add("gc", t0)
 
 
-def _vector_row(row_id: str, unit: Unit, vector: Any) -> dict[str, Any]:
-    return {
-        "id": row_id,
-        "item_id": unit.item_id,
-        "content_hash": unit.content_hash,
-        "kind": unit.kind,
-        "vector": vector,
-    }
-
-
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"cannot read: {exc.strerror or exc}"
     if isinstance(exc, PolylensError):

@@ -2,6 +2,9 @@
 
 A file's identity is the hash of its content; (size, mtime) only lets a re-run skip
 re-hashing a file that is evidently untouched, as git does.
+
+A ``.polylensignore`` file (gitignore syntax) in any walked folder leaves matching files
+and folders out of the walk, for that folder and below.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pathspec
+
 from polylens.errors import InputError
 
 HASH_CHUNK = 1 << 20
+
+IGNORE_FILE = ".polylensignore"
 
 # Extensions that promise a supported type: a file with one of these whose content is
 # not that type is reported as failed, not silently skipped.
@@ -44,7 +51,19 @@ def normalise_root(path: str | os.PathLike[str]) -> str:
 
 def walk(roots: Sequence[str], *, exclude: Sequence[str] = ()) -> Iterator[FoundFile | WalkProblem]:
     """Regular files under ``roots`` (sorted, hidden entries skipped, links not followed
-    into directories, so symlink loops cannot trap the walk)."""
+    into directories, so symlink loops cannot trap the walk).
+
+    Ignore files: a ``.polylensignore`` in any folder the walk enters (a root folder
+    included) holds gitignore patterns, relative to that folder, for what lies in it and
+    below: ``#`` comments, ``!`` negation, ``dir/`` for folders only (an ignored folder is
+    not entered, so nothing under it can be re-included); a deeper file adds to the ones
+    above and wins where both match, as nested ``.gitignore`` files do. Only files found
+    *below* a root are subject to them: the roots themselves are always walked, a file
+    given as a root is always yielded, and ignore files above a root (in its parent
+    folders) are not read. An ignore file that cannot be read or decoded is reported as a
+    ``WalkProblem`` and the walk goes on without its patterns; invalid lines are reported
+    likewise and only they are dropped.
+    """
     excluded = {normalise_root(e) for e in exclude}
     seen: set[str] = set()
     for root in roots:
@@ -79,16 +98,30 @@ def _shown(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+# The ignore files in force in a directory, outermost first: (the folder holding the
+# file, with a trailing separator; its patterns). A tuple shared by all the entries of
+# that directory and its subdirectories; extended only where another file is found.
+_Rules = tuple[tuple[str, pathspec.GitIgnoreSpec], ...]
+
+
 def _walk_dir(root: str, excluded: set[str], seen: set[str]) -> Iterator[FoundFile | WalkProblem]:
-    stack = [root]
+    stack: list[tuple[str, _Rules]] = [(root, ())]
     while stack:
-        directory = stack.pop()
+        directory, rules = stack.pop()
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             yield WalkProblem(directory, f"cannot list directory: {exc.strerror or exc}")
             continue
+        ignore_entry = next((e for e in entries if e.name == IGNORE_FILE), None)
+        if ignore_entry is not None:
+            spec, problem = _read_ignore_file(ignore_entry.path)
+            if problem is not None:
+                yield problem
+            if spec is not None:
+                base = directory if directory.endswith(os.sep) else directory + os.sep
+                rules = (*rules, (base, spec))
         subdirs = []
         for entry in entries:
             if entry.name.startswith("."):
@@ -96,7 +129,16 @@ def _walk_dir(root: str, excluded: set[str], seen: set[str]) -> Iterator[FoundFi
             path = entry.path
             if path in excluded:
                 continue
-            if not _utf8(path):
+            utf8 = _utf8(path)
+            if rules:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError as exc:
+                    yield WalkProblem(_shown(path), f"cannot stat: {exc.strerror or exc}")
+                    continue
+                if _ignored(path if utf8 else _shown(path), is_dir, rules):
+                    continue
+            if not utf8:
                 # The store keeps names as UTF-8 text; such a name would fail the whole run.
                 yield WalkProblem(
                     _shown(path), "file name is not valid UTF-8; rename it to index it"
@@ -104,7 +146,7 @@ def _walk_dir(root: str, excluded: set[str], seen: set[str]) -> Iterator[FoundFi
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(path)
+                    subdirs.append((path, rules))
                     continue
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
@@ -118,6 +160,56 @@ def _walk_dir(root: str, excluded: set[str], seen: set[str]) -> Iterator[FoundFi
                 seen.add(path)
                 yield FoundFile(path, st.st_size, st.st_mtime_ns)
         stack.extend(reversed(subdirs))
+
+
+def _ignored(path: str, is_dir: bool, rules: _Rules) -> bool:
+    """Whether the deepest ignore file with a matching pattern excludes ``path`` (the
+    last matching pattern of a file decides, so ``!pattern`` can re-include)."""
+    for base, spec in reversed(rules):
+        relative = path[len(base) :]
+        if os.sep != "/":
+            relative = relative.replace(os.sep, "/")
+        if is_dir:
+            relative += "/"  # so that ``name/`` patterns match folders only
+        include = spec.check_file(relative).include
+        if include is not None:
+            return include
+    return False
+
+
+def _read_ignore_file(path: str) -> tuple[pathspec.GitIgnoreSpec | None, WalkProblem | None]:
+    """The patterns of one ignore file, read once; a problem instead of an exception."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return None, WalkProblem(
+            path, f"cannot read ignore file: {exc.strerror or exc}; its patterns are not applied"
+        )
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        return None, WalkProblem(
+            path,
+            f"ignore file is not valid UTF-8 (byte {exc.start}); its patterns are not applied",
+        )
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines), None
+    except ValueError:
+        pass
+    # Some line is not a valid pattern: keep the others (re-parsed one by one only here).
+    good, bad = [], []
+    for number, line in enumerate(lines, 1):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except ValueError:
+            bad.append(f"{number} ({line.strip()!r})")
+        else:
+            good.append(line)
+    problem = WalkProblem(
+        path, f"ignore file has invalid patterns on line {', '.join(bad)}; those lines are skipped"
+    )
+    return pathspec.GitIgnoreSpec.from_lines(good), problem
 
 
 def content_hash(path: str) -> tuple[str, bytes]:

@@ -20,7 +20,7 @@ from polylens.search.fusion import reciprocal_rank_fusion
 from polylens.search.reader import Reader
 from polylens.search.snippets import snippet
 from polylens.store.base import VEC_IMAGE, VEC_TEXT, Filter
-from polylens.types import KINDS, Hit
+from polylens.types import KINDS, Hit, SearchResults
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -55,29 +55,20 @@ class Searcher:
         *,
         image_encoder: ImageTextEncoder | None,
         text_encoder: TextEncoder | None,
+        unavailable: dict[str, str] | None = None,
     ) -> None:
         self.reader = reader
         """The store, or the in-memory snapshot of its current version."""
         self.config = config
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
+        self.unavailable = unavailable or {}
+        """Why a role cannot be searched (by role), for the messages users see."""
 
-    def search(self, request: SearchRequest) -> list[Hit]:
+    def search(self, request: SearchRequest) -> SearchResults:
+        check_request(request, has_image=request.image is not None)
         text = (request.text or "").strip()
-        if not text and request.image is None and request.vector is None:
-            raise InputError("a search needs a text query, an image, or both")
-        if request.k < 1:
-            raise InputError("k must be at least 1")
-        if request.kinds:
-            unknown = set(request.kinds) - set(KINDS)
-            if unknown:
-                raise InputError(f"unknown kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
-        if request.retrievers is not None:
-            unknown = set(request.retrievers) - set(RETRIEVERS)
-            if unknown or not request.retrievers:
-                raise InputError(
-                    f"unknown retriever(s) {sorted(unknown)}; choose from {', '.join(RETRIEVERS)}"
-                )
+        warnings: list[str] = []
         use = frozenset(request.retrievers or RETRIEVERS)
         where = Filter(
             kinds=tuple(request.kinds) if request.kinds else None,
@@ -89,11 +80,12 @@ class Searcher:
             ranked = {"image": self.reader.nearest(VEC_IMAGE, request.vector, depth, where)}
             weights = {"image": 1.0}
         else:
-            ranked, weights = self._retrieve(text, request.image, depth, where, use)
+            ranked, weights = self._retrieve(text, request.image, depth, where, use, warnings)
         fused = reciprocal_rank_fusion(ranked, weights=weights, k=self.config.rrf_k)
         if request.exclude_ids:
             fused = [f for f in fused if f.id not in request.exclude_ids]
-        return self._resolve(fused, text, request.offset, request.k)
+        hits, has_more = self._resolve(fused, text, request.offset, request.k)
+        return SearchResults(hits, warnings=warnings, has_more=has_more)
 
     # -- retrieval -----------------------------------------------------------------
     def _retrieve(
@@ -103,19 +95,23 @@ class Searcher:
         depth: int,
         where: Filter | None,
         use: frozenset[str],
+        warnings: list[str],
     ) -> tuple[dict[str, list[str]], dict[str, float]]:
         cfg = self.config
         ranked: dict[str, list[str]] = {}
         weights: dict[str, float] = {}
-        text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
         has_images = (
             "image" in use and self.image_encoder is not None and self.reader.has_vectors(VEC_IMAGE)
         )
         if image is not None and not has_images:
-            raise InputError(
-                "this index has no image embeddings, so it cannot be searched by image "
-                "(the image-text model was unavailable or disabled when it was built)"
-            )
+            reason = self.unavailable.get("image") or "the index has no image embeddings"
+            if not text:
+                raise InputError(f"cannot search by image: {reason}")
+            # The text part still runs, at full weight, and the caller is told why the
+            # image part did not.
+            warnings.append(f"image search is unavailable: {reason}; results are for the text only")
+            image = None
+        text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
         if has_images:
             assert self.image_encoder is not None
             vector = None
@@ -159,7 +155,10 @@ class Searcher:
         return ranked, weights
 
     # -- resolution ----------------------------------------------------------------
-    def _resolve(self, fused: Sequence[Any], text: str, offset: int, k: int) -> list[Hit]:
+    def _resolve(
+        self, fused: Sequence[Any], text: str, offset: int, k: int
+    ) -> tuple[list[Hit], bool]:
+        """The page of hits at ``offset``, and whether candidates remain past it."""
         hits: list[Hit] = []
         position = 0
         # Resolve in slices: candidates whose file row is not committed yet are skipped,
@@ -169,7 +168,7 @@ class Searcher:
         for start, stop in bounds:
             window = fused[start:stop]
             items, paths = self.reader.items_and_paths([f.id for f in window])
-            for entry in window:
+            for n, entry in enumerate(window, start=start):
                 item = items.get(entry.id)
                 if item is None or item["content_hash"] not in paths:
                     continue
@@ -192,8 +191,28 @@ class Searcher:
                     )
                 )
                 if len(hits) >= k:
-                    return hits
-        return hits
+                    return hits, n + 1 < len(fused)
+        return hits, False
+
+
+def check_request(request: SearchRequest, *, has_image: bool) -> None:
+    """Refuse a malformed request before any model loads or store is read."""
+    if not (request.text or "").strip() and not has_image and request.vector is None:
+        raise InputError("a search needs a text query, an image, or both")
+    if request.k < 1:
+        raise InputError("k must be at least 1")
+    if request.offset < 0:
+        raise InputError("offset must not be negative")
+    if request.kinds:
+        unknown = set(request.kinds) - set(KINDS)
+        if unknown:
+            raise InputError(f"unknown kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
+    if request.retrievers is not None:
+        unknown = set(request.retrievers) - set(RETRIEVERS)
+        if unknown or not request.retrievers:
+            raise InputError(
+                f"unknown retriever(s) {sorted(unknown)}; choose from {', '.join(RETRIEVERS)}"
+            )
 
 
 def _dedupe(ids: list[str]) -> list[str]:
@@ -206,10 +225,4 @@ def _dedupe(ids: list[str]) -> list[str]:
     return out
 
 
-def as_image(data: bytes | str, *, max_pixels: int, max_side: int) -> Image.Image:
-    from polylens.ingest.images import load_image
-
-    return load_image(data, max_pixels=max_pixels, max_side=max_side)
-
-
-__all__ = ["RETRIEVERS", "SearchRequest", "Searcher", "as_image"]
+__all__ = ["RETRIEVERS", "SearchRequest", "Searcher", "check_request"]

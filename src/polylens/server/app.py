@@ -7,6 +7,7 @@ Items are addressed by id, never by path, and only files the index holds are ser
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import io
 import logging
 import threading
@@ -25,6 +26,9 @@ STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 20 << 20
 MAX_UPLOAD_PIXELS = 50_000_000
 _STATUSES = {s.value for s in HTTPStatus}
+DOCS_URL = "/docs"
+DOCS_ASSETS_URL = "/docs-assets"
+DOCS_ASSET_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 # Room for the multipart framing and the form fields next to the uploaded file.
 FORM_OVERHEAD_BYTES = 64 << 10
 
@@ -64,6 +68,9 @@ def create_app(
         version=_version(),
         description="Search an index of photos, scans, PDFs and text.",
         lifespan=lifespan,
+        # /docs comes from installed files (_add_api_docs below); no CDN-backed pages.
+        docs_url=None,
+        redoc_url=None,
         # Refuse larger bodies (413) while they arrive, before the multipart parser has
         # spooled them to disk: the upload route's own check sees them only once stored.
         max_body_size=max_upload_bytes + FORM_OVERHEAD_BYTES,
@@ -132,6 +139,7 @@ def create_app(
         return response
 
     app.include_router(router, prefix="/api")
+    _add_api_docs(app)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -145,6 +153,48 @@ def create_app(
         return FileResponse(html, media_type="text/html")
 
     return app
+
+
+def _docs_assets() -> Path | None:
+    """The folder of Swagger UI files that the fastapi-offline package ships, or None."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return folder if all((folder / name).is_file() for name in DOCS_ASSET_FILES) else None
+
+
+def _add_api_docs(app: Any) -> None:
+    """Swagger UI at /docs that works offline: the page and its assets come from us.
+
+    FastAPI's own /docs and /redoc load JS, CSS and favicon from CDNs (blank offline).
+    fastapi-offline (MIT, current Swagger UI 5) ships those files; we serve just its
+    asset folder through StaticFiles (no paths outside it) with FastAPI's own page
+    builder, keeping the plain FastAPI app. ReDoc stays off: its bundle still fetches
+    its logo from cdn.redoc.ly. (swagger-ui-bundle vendors the old Swagger UI 4.15.5.)
+    No package, no /docs, never a CDN page. Docs and assets are public like the web
+    page; the token guards /api/* only."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = _docs_assets()
+    if assets is None:
+        log.warning("API docs at %s are off: pip install 'polylens[server]'", DOCS_URL)
+        return
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=assets), name="docs-assets")
+
+    async def swagger_ui(request: Any) -> Any:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    # A plain Starlette route (as FastAPI adds its own /docs): it gets the request as is.
+    app.add_route(DOCS_URL, swagger_ui, include_in_schema=False)
 
 
 def searchable_index(state: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 from polylens.engine import Index
 from polylens.errors import PolylensError
-from polylens.ingest.pipeline import ProgressEvents
+from polylens.ingest.events import ProgressEvents
 
 
 @dataclass
@@ -62,8 +62,8 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         try:
             with self.models_lock:
-                self.index._load_image_encoder(for_search=False)  # noqa: SLF001
-                self.index._load_text_encoder(for_search=False)  # noqa: SLF001
+                self.index._encoder("image", for_search=False)  # noqa: SLF001
+                self.index._encoder("text", for_search=False)  # noqa: SLF001
             summary = self.index.refresh(events=_JobEvents(job))
             job.summary = summary.to_dict()
             job.state = "done"

@@ -20,7 +20,7 @@ from polylens.server.schemas import (
     SearchOut,
     document_kinds,
 )
-from polylens.types import Hit
+from polylens.types import SearchResults
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -40,8 +40,15 @@ KindQuery = Annotated[
 ]
 
 
-def _hits(hits: list[Hit], k: int, offset: int, query: str | None) -> SearchOut:
-    return SearchOut(hits=[h.to_dict() for h in hits], k=k, offset=offset, query=query)
+def _hits(hits: SearchResults, k: int, offset: int, query: str | None) -> SearchOut:
+    return SearchOut(
+        hits=[h.to_dict() for h in hits],
+        k=k,
+        offset=offset,
+        query=query,
+        has_more=hits.has_more,
+        warnings=hits.warnings,
+    )
 
 
 @router.get("/health")

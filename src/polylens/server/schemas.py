@@ -45,12 +45,17 @@ class SearchOut(BaseModel):
     k: int
     offset: int
     query: str | None = None
+    has_more: bool = False
+    """More hits exist past this page (ask again with offset + k)."""
+    warnings: list[str] = Field(default_factory=list)
+    """Parts of the query that could not run, and why; the rest of the query did."""
 
 
 class SearchIn(BaseModel):
     q: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
-    k: int = Field(default=24, ge=1, le=200)
-    offset: int = Field(default=0, ge=0, le=10_000)
+    # strict: JSON `true` is not the number 1 (the schema says integer, so is the check)
+    k: int = Field(default=24, ge=1, le=200, strict=True)
+    offset: int = Field(default=0, ge=0, le=10_000, strict=True)
     kind: list[str] | None = Field(default=None, json_schema_extra=document_kinds)
     path_prefix: str | None = Field(default=None, max_length=4096, pattern=NO_NUL)
 

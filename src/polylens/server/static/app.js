@@ -14,8 +14,16 @@
   const els = {
     form: $("#search-form"),
     q: $("#q"),
+    searchHint: $("#search-hint"),
     searchBtn: $("#search-btn"),
     fileInput: $("#file-input"),
+    fileBtn: $("#file-btn"),
+    imageOff: $("#image-off"),
+    imageOffText: $("#image-off-text"),
+    dropzone: $("#dropzone"),
+    dropzoneTitle: $("#dropzone-title"),
+    dropzoneText: $("#dropzone-text"),
+    overlayText: $("#drop-overlay-text"),
     chip: $("#image-chip"),
     chipPreview: $("#image-chip-preview"),
     chipName: $("#image-chip-name"),
@@ -27,6 +35,7 @@
     indexInfo: $("#index-info"),
     intro: $("#intro"),
     resultsTitle: $("#results-title"),
+    warnings: $("#warnings"),
     results: $("#results"),
     more: $("#more-btn"),
     overlay: $("#drop-overlay"),
@@ -59,7 +68,10 @@
     query: null,
     hits: [],
     ids: new Set(),
-    exhausted: false,
+    exhausted: false, // no "More results" to ask for
+    hasMore: false, // the server said more results exist beyond those shown
+    warnings: new Set(), // the notes of the current search, each shown once
+    imageSearch: { available: true, reason: null }, // from /api/status
     controller: null, // AbortController of the request in flight
     image: null, // {file, url} chosen for the next search
     detailIndex: -1,
@@ -177,6 +189,8 @@
 
   const KIND_LABEL = { image: "Image", page: "PDF page", text: "Text" };
   const plural = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
+  // "24+ results" while more exist beyond those loaded, else the exact number
+  const countOf = (n, more, one, many) => `${n.toLocaleString()}${more ? "+" : ""} ${n === 1 && !more ? one : many}`;
 
   function hitLabel(hit) {
     const name = baseName(hit.path);
@@ -242,9 +256,56 @@
       if (files === 0) {
         els.resultInfo.textContent = "The index is empty: run “polylens index FOLDER” first.";
       }
+      // older servers do not send image_search: image search is then taken as available
+      const imageSearch = status.image_search;
+      if (imageSearch && typeof imageSearch === "object" && imageSearch.available === false) {
+        setImageSearch(false, imageSearch.reason ? String(imageSearch.reason) : null);
+      } else {
+        setImageSearch(true, null);
+      }
     } catch (err) {
       showError(err.message);
     }
+  }
+
+  // "the reason" -> "The reason." (the server's reasons are lower-case clauses)
+  const sentence = (text) => {
+    const s = String(text).trim();
+    return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?…]$/.test(s) ? "" : ".");
+  };
+
+  function imageOffMessage() {
+    const reason = state.imageSearch.reason;
+    return reason ? sentence(`Search by image is unavailable: ${reason}`) : "Search by image is unavailable on this server.";
+  }
+
+  const DROPZONE = { title: els.dropzoneTitle.textContent, text: els.dropzoneText.textContent };
+  const OVERLAY_TEXT = els.overlayText.textContent;
+  const FILE_BTN_TITLE = els.fileBtn.title;
+  const SEARCH_HINT = els.searchHint.textContent;
+
+  // turn the Image control (button, intro drop zone, drop and paste) on or off
+  function setImageSearch(available, reason) {
+    state.imageSearch = { available, reason };
+    const message = imageOffMessage();
+    els.fileInput.disabled = !available;
+    for (const label of [els.fileBtn, els.dropzone]) {
+      if (available) label.removeAttribute("aria-disabled");
+      else label.setAttribute("aria-disabled", "true");
+    }
+    els.fileBtn.title = available ? FILE_BTN_TITLE : message;
+    els.dropzone.title = available ? "" : message;
+    if (!els.dropzone.title) els.dropzone.removeAttribute("title");
+    els.imageOffText.textContent = available ? "" : message;
+    els.imageOff.hidden = available;
+    if (available) els.fileInput.removeAttribute("aria-describedby");
+    else els.fileInput.setAttribute("aria-describedby", "image-off");
+    els.dropzoneTitle.textContent = available ? DROPZONE.title : "Search by picture is unavailable";
+    // the reason is written under the search box already
+    els.dropzoneText.textContent = available ? DROPZONE.text : "Search by words above instead.";
+    els.searchHint.textContent = available ? SEARCH_HINT : SEARCH_HINT.replace(/ You can also drop or paste an image[^.]*\./, "");
+    els.overlayText.textContent = available ? OVERLAY_TEXT : message;
+    if (!available && state.image) clearImage();
   }
 
   // ---------------------------------------------------------------- searching
@@ -279,6 +340,8 @@
     state.hits = [];
     state.ids = new Set();
     state.exhausted = false;
+    state.hasMore = false;
+    clearWarnings();
     rememberInUrl(query);
     return fetchPage(true);
   }
@@ -318,8 +381,11 @@
       const fresh_hits = hits.filter((h) => h && h.id && !state.ids.has(h.id));
       const paged = query.mode !== "similar";
       const requested = paged ? PAGE_SIZE : Math.min(MAX_K, shown + PAGE_SIZE);
-      state.exhausted =
-        hits.length < requested || fresh_hits.length === 0 || (!paged && requested >= MAX_K);
+      // older servers do not send has_more: a full page then means there may be more
+      const hasMore = typeof data.has_more === "boolean" ? data.has_more : hits.length >= requested;
+      state.hasMore = hasMore;
+      state.exhausted = !hasMore || fresh_hits.length === 0 || (!paged && requested >= MAX_K);
+      addWarnings(data.warnings);
       render(fresh_hits, fresh);
     } catch (err) {
       if (err && err.name === "AbortError") return;
@@ -341,6 +407,41 @@
     els.resultsTitle.hidden = true;
   }
 
+  // notes the server sends with results (e.g. a part of the query it could not use)
+  function addWarnings(warnings) {
+    if (!Array.isArray(warnings)) return;
+    for (const w of warnings) {
+      const text = typeof w === "string" ? w.trim() : "";
+      if (!text || state.warnings.has(text)) continue;
+      state.warnings.add(text);
+      els.warnings.append(el("li", { className: "warning" }, svgIcon("i-info"), el("span", { text: sentence(text) })));
+    }
+  }
+
+  function clearWarnings() {
+    state.warnings = new Set();
+    els.warnings.replaceChildren();
+  }
+
+  // text cards: as many whole lines of the snippet as fit in the square, the last one ending
+  // in "…" (a fixed line count would be cut through a line where the square is smaller)
+  let snippetLines = 0;
+  function fitSnippets() {
+    const box = els.results.querySelector(".card-visual.card-text");
+    const snippet = box && box.querySelector(".snippet");
+    if (!snippet) return;
+    const boxStyle = getComputedStyle(box);
+    const style = getComputedStyle(snippet);
+    let lineHeight = parseFloat(style.lineHeight);
+    if (!(lineHeight > 0)) lineHeight = 1.45 * parseFloat(style.fontSize);
+    const room = box.clientHeight - parseFloat(boxStyle.paddingTop) - parseFloat(boxStyle.paddingBottom);
+    if (!(lineHeight > 0) || !(room > 0)) return;
+    const lines = Math.max(1, Math.floor(room / lineHeight + 0.001));
+    if (lines === snippetLines) return;
+    snippetLines = lines;
+    els.results.style.setProperty("--snippet-lines", String(lines));
+  }
+
   function render(newHits, fresh) {
     const query = state.query;
     const start = state.hits.length;
@@ -354,21 +455,25 @@
     els.results.append(frag);
     els.intro.hidden = true;
 
+    // one heading says what is shown and how many: "24+" while the server has more
     const total = state.hits.length;
     const what = currentDescription(query);
+    const more = state.hasMore && total > 0;
     els.resultsTitle.hidden = false;
-    els.resultsTitle.textContent =
-      query.mode === "similar" ? `More like ${query.label}` : query.mode === "image" ? `Results for ${what}` : `Results for ${what}`;
     if (total === 0) {
-      els.resultInfo.textContent =
-        query.mode === "similar" ? `No other items look like ${query.label}.` : `No matches for ${what}. Try other words or more kinds.`;
+      els.resultsTitle.textContent = query.mode === "similar" ? `No other items look like ${query.label}` : `No matches for ${what}`;
+      els.resultInfo.textContent = query.mode === "similar" ? "" : "Try other words or more kinds.";
     } else {
-      els.resultInfo.textContent =
+      els.resultsTitle.textContent =
         query.mode === "similar"
-          ? `${plural(total, "item", "items")} like ${query.label}`
-          : `${plural(total, "result", "results")} for ${what}` + (!fresh && newHits.length === 0 ? " — no more results" : "");
+          ? `${countOf(total, more, "item", "items")} like ${query.label}`
+          : `${countOf(total, more, "result", "results")} for ${what}`;
+      els.resultInfo.textContent = !fresh && newHits.length === 0 ? "No more results." : "";
     }
+    els.resultsTitle.dataset.count = String(total);
+    els.resultsTitle.dataset.more = more ? "true" : "false";
     els.more.hidden = state.exhausted || total === 0;
+    fitSnippets();
     els.results.dataset.generation = String(Number(els.results.dataset.generation || "0") + 1);
     els.results.dataset.mode = query.mode;
     els.results.dataset.count = String(total);
@@ -457,6 +562,10 @@
 
   function setImage(file) {
     if (!file) return;
+    if (!state.imageSearch.available) {
+      showError(imageOffMessage());
+      return;
+    }
     if (file.type && !file.type.startsWith("image/")) {
       showError(`“${file.name || "That file"}” is not an image. Choose a photo or picture file (JPEG, PNG, WebP…).`);
       return;
@@ -750,6 +859,10 @@
     setImage(imageFromTransfer(dt));
   });
 
+  // the snippets' line count follows the width of the grid's columns
+  if (typeof ResizeObserver === "function") new ResizeObserver(fitSnippets).observe(els.results);
+  else window.addEventListener("resize", fitSnippets);
+
   // drag and drop anywhere on the page
   let dragDepth = 0;
   const carriesFiles = (ev) => Array.from((ev.dataTransfer && ev.dataTransfer.types) || []).includes("Files");
@@ -762,7 +875,7 @@
   window.addEventListener("dragover", (ev) => {
     if (!carriesFiles(ev)) return;
     ev.preventDefault();
-    ev.dataTransfer.dropEffect = "copy";
+    ev.dataTransfer.dropEffect = "copy"; // also when image search is off: the drop explains why
   });
   window.addEventListener("dragleave", (ev) => {
     if (!carriesFiles(ev)) return;
