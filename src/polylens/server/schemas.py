@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from polylens.types import KINDS
 
@@ -53,11 +53,19 @@ class SearchOut(BaseModel):
 
 class SearchIn(BaseModel):
     q: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
-    # strict: JSON `true` is not the number 1 (the schema says integer, so is the check)
-    k: int = Field(default=24, ge=1, le=200, strict=True)
-    offset: int = Field(default=0, ge=0, le=10_000, strict=True)
+    k: int = Field(default=24, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=10_000)
     kind: list[str] | None = Field(default=None, json_schema_extra=document_kinds)
     path_prefix: str | None = Field(default=None, max_length=4096, pattern=NO_NUL)
+
+
+    @field_validator("k", "offset", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # JSON `true` is not the integer 1 (pydantic's lax mode would take it); 24.0 is.
+        if isinstance(value, bool):
+            raise ValueError("must be an integer, not a boolean")
+        return value
 
 
 class ItemOut(BaseModel):
