@@ -49,7 +49,9 @@ class _RichEvents(ProgressEvents):
         if total is not None:
             self.started = time.perf_counter()
             self.items = 0
-        self.progress.reset(self.task, total=total, description=what, unit=unit, rate="")
+        # A fresh task per phase: a phase without a count shows no stale "0/9".
+        self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(what, total=total, unit=unit, rate="")
 
     def scanning(self, files_seen: int) -> None:
         self.progress.update(self.task, description=f"scanning ({files_seen} files)")
@@ -57,7 +59,7 @@ class _RichEvents(ProgressEvents):
     def units_encoded(self, count: int) -> None:
         self.items += count
         rate = self.items / max(1e-6, time.perf_counter() - self.started)
-        task = self.progress.tasks[0]
+        task = self.progress.tasks[-1]
         if task.fields.get("unit") == "items":
             self.progress.advance(self.task, count)
         self.progress.update(self.task, rate=f"{self.items} items, {rate:.1f}/s")
@@ -77,9 +79,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         f"{getattr(summary, name)} {name}"
         for name in ("added", "updated", "unchanged", "moved", "removed", "failed", "skipped")
     )
-    extra = f", {summary.items_backfilled} back-filled" if summary.items_backfilled else ""
+    extra = f", {summary.items_backfilled} back-filled," if summary.items_backfilled else ""
     console.print(
-        f"[bold]indexed[/] {counts}; {summary.items_written} items written{extra}, "
+        f"[bold]indexed[/] {counts}; {summary.items_written} items written{extra} "
         f"in {summary.seconds:.1f} s",
         highlight=False,
         soft_wrap=True,
