@@ -3,15 +3,15 @@ app itself (fastapi-offline's Swagger UI files), nothing from a CDN; ReDoc is of
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
+from _asgi import raw_request
 
 pytest.importorskip("fastapi", reason="the server extra is needed: pip install 'polylens[server]'")
 pytest.importorskip("httpx", reason="the test client needs httpx: pip install httpx")
@@ -115,41 +115,6 @@ def test_docs_follow_root_path(index_dir: Path) -> None:
     assert "url: '/polylens/openapi.json'" in html
 
 
-def _raw_get(app: Any, raw_target: bytes) -> tuple[int, bytes]:
-    """GET a request target exactly as written, decoded the way uvicorn decodes it."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": unquote(raw_target.decode("latin-1")),
-        "raw_path": raw_target,
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict] = []
-    requested: list[bool] = []
-
-    async def receive() -> dict:
-        if requested:
-            await asyncio.sleep(60)
-            return {"type": "http.disconnect"}
-        requested.append(True)
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, body
-
-
 @pytest.mark.parametrize(
     "target",
     [
@@ -166,12 +131,12 @@ def _raw_get(app: Any, raw_target: bytes) -> tuple[int, bytes]:
     ],
 )
 def test_docs_assets_refuse_path_traversal(client: Any, target: str) -> None:
-    status, body = _raw_get(client.app, target.encode())
+    status, body = raw_request(client.app, "GET", target.encode())
     assert 400 <= status < 500, (status, body[:200])
     assert b"import " not in body and b"root:x:" not in body
 
 
 def test_raw_requests_reach_the_docs_assets(client: Any) -> None:
     """The control for the traversal cases: the same raw request finds a real asset."""
-    status, body = _raw_get(client.app, f"{DOCS_ASSETS_URL}/swagger-ui.css".encode())
+    status, body = raw_request(client.app, "GET", f"{DOCS_ASSETS_URL}/swagger-ui.css".encode())
     assert status == 200 and b".swagger-ui" in body

@@ -7,15 +7,14 @@ symlink out, one oversized upload and the basic token check) without repeating i
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
+from _asgi import raw_request
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the server extra is needed: pip install 'polylens[server]'")
@@ -53,45 +52,6 @@ def client(site: dict[str, Any]) -> Any:
         yield c
 
 
-def _raw(
-    app: Any, method: str, raw_target: bytes, headers: list | None = None
-) -> tuple[int, bytes]:
-    """Send a request target exactly as written (no client-side normalisation of ``..``
-    or percent-escapes), decoded the way uvicorn decodes it."""
-    raw_path, _, query = raw_target.partition(b"?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": unquote(raw_path.decode("latin-1")),
-        "raw_path": raw_path,
-        "query_string": query,
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *(headers or [])],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict] = []
-    requested = []
-
-    async def receive() -> dict:
-        if requested:  # the client stays connected until the response is sent
-            await asyncio.sleep(60)
-            return {"type": "http.disconnect"}
-        requested.append(True)
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, body
-
-
 def _refused(status: int, body: bytes) -> None:
     assert 400 <= status < 500, (status, body[:200])
     assert SECRET not in body and b"root:x:" not in body and b"import " not in body
@@ -121,7 +81,7 @@ TRAVERSAL_IDS = [
 def test_traversal_spellings_in_item_ids_are_refused(
     client: Any, item_id: str, suffix: str
 ) -> None:
-    _refused(*_raw(client.app, "GET", f"/api/items/{item_id}{suffix}".encode()))
+    _refused(*raw_request(client.app, "GET", f"/api/items/{item_id}{suffix}".encode()))
 
 
 @pytest.mark.parametrize(
@@ -149,11 +109,13 @@ def test_traversal_around_real_ids_and_static_files_is_refused(
     client: Any, site: dict[str, Any], target: str
 ) -> None:
     real = site["ids"]["cat.jpg"]
-    _refused(*_raw(client.app, "GET", target.replace("{id}", real).encode()))
+    _refused(*raw_request(client.app, "GET", target.replace("{id}", real).encode()))
 
 
 def test_a_real_id_still_works_through_the_raw_path(client: Any, site: dict[str, Any]) -> None:
-    status, body = _raw(client.app, "GET", f"/api/items/{site['ids']['cat.jpg']}/image".encode())
+    status, body = raw_request(
+        client.app, "GET", f"/api/items/{site['ids']['cat.jpg']}/image".encode()
+    )
     assert status == 200 and body[:3] == b"\xff\xd8\xff"
 
 
@@ -309,7 +271,7 @@ def test_every_api_route_needs_the_exact_token(
     ],
 )
 def test_token_check_cannot_be_bypassed_by_path_spelling(guarded: Any, raw_target: str) -> None:
-    status, body = _raw(guarded.app, "GET", raw_target.encode())
+    status, body = raw_request(guarded.app, "GET", raw_target.encode())
     assert status in (401, 404), (raw_target, status)
     assert b"hits" not in body
 
@@ -377,6 +339,6 @@ def test_index_directory_is_never_served(client: Any, site: dict[str, Any]) -> N
     """Nothing maps URLs to the index or corpus folders: their files are unreachable."""
     for name in ("polylens.toml", "index.json", "lance", ".lock"):
         for prefix in ("/static/", "/api/", "/"):
-            status, body = _raw(client.app, "GET", f"{prefix}{name}".encode())
+            status, body = raw_request(client.app, "GET", f"{prefix}{name}".encode())
             _refused(status, body)
     assert os.path.isfile(site["index"] / "polylens.toml")
