@@ -58,7 +58,6 @@ class SearchIn(BaseModel):
     kind: list[str] | None = Field(default=None, json_schema_extra=document_kinds)
     path_prefix: str | None = Field(default=None, max_length=4096, pattern=NO_NUL)
 
-
     @field_validator("k", "offset", mode="before")
     @classmethod
     def _no_booleans(cls, value: Any) -> Any:
