@@ -11,7 +11,7 @@ from polylens.engine import open_index
 from polylens.eval.datasets import EvalDataset
 from polylens.eval.materialize import materialize
 from polylens.eval.runner import DEFAULT_METRICS, EvalReport, evaluate_index
-from polylens.ingest.pipeline import ProgressEvents
+from polylens.ingest.events import ProgressEvents
 from polylens.types import RunSummary
 
 

@@ -18,8 +18,7 @@ from typing import Any
 from polylens.config import IndexConfig
 from polylens.ingest.encoding import image_space_rows, text_rows
 from polylens.ingest.events import ProgressEvents
-from polylens.ingest.pipeline import reason_of
-from polylens.ingest.units import StageClock, Unit, UnitMaker
+from polylens.ingest.units import StageClock, Unit, UnitMaker, reason_of
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Store, chunked
 
 COLLECTION = {"image": VEC_IMAGE, "text": VEC_TEXT}
@@ -116,26 +115,17 @@ class BackFill:
         return filled
 
     def _write(self, role: str, units: list[Unit]) -> int:
+        encoder, config = self.encoders[role], self.config
         rows: list[dict[str, Any]] = []
-        for part in chunked(units, self.config.batch_size):
+        for part in chunked(units, config.batch_size):
             if role == "image":
-                rows.extend(
-                    image_space_rows(
-                        self.encoders["image"],
-                        part,
-                        text_in_image_space=self.config.text_in_image_space,
-                        clock=self.clock,
-                    )
+                text_space = config.text_in_image_space
+                rows += image_space_rows(
+                    encoder, part, text_in_image_space=text_space, clock=self.clock
                 )
             else:
-                rows.extend(
-                    text_rows(
-                        self.encoders["text"],
-                        part,
-                        window_chars=self.config.text_vector_chars,
-                        clock=self.clock,
-                    )
-                )
+                window = config.text_vector_chars
+                rows += text_rows(encoder, part, window_chars=window, clock=self.clock)
             self.events.units_encoded(len(part))
         for part in chunked(rows, 4096):
             self.store.upsert(COLLECTION[role], part)

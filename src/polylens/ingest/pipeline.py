@@ -21,13 +21,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from polylens.config import IndexConfig
 from polylens.encoders.base import ImageTextEncoder, TextEncoder
 from polylens.encoders.ocr import RapidOcr
 from polylens.errors import InputError, PolylensError
+from polylens.ingest.cleanup import collect_garbage, stale_paths
 from polylens.ingest.encoding import image_space_rows, text_rows
 from polylens.ingest.events import ProgressEvents
 from polylens.ingest.sniff import sniff
@@ -36,10 +36,10 @@ from polylens.ingest.sources import (
     WalkProblem,
     content_hash,
     has_media_extension,
-    under_any,
     walk,
 )
-from polylens.ingest.units import StageClock, Unit, UnitMaker
+from polylens.ingest.tasks import Piece, Plan, Task
+from polylens.ingest.units import StageClock, Unit, UnitMaker, reason_of
 from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store, chunked
 from polylens.types import FileFailure, RunSummary
 
@@ -48,38 +48,6 @@ log = logging.getLogger(__name__)
 PDF_PAGES_PER_PIECE = 8
 
 Encoders = tuple[ImageTextEncoder | None, TextEncoder | None, RapidOcr | None]
-
-
-@dataclass(eq=False)
-class _Task:
-    found: FoundFile
-    content_hash: str
-    file_kind: str
-    status: str  # "added" | "updated"
-    skip: set[str] = field(default_factory=set)
-    pieces_left: int = 0
-    unflushed: int = 0
-    items: int = 0
-    failed: bool = False
-    written: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return not self.failed and self.pieces_left == 0 and self.unflushed == 0
-
-
-@dataclass
-class _Piece:
-    task: _Task
-    pages: range | None = None
-
-
-@dataclass
-class _Plan:
-    tasks: list[_Task] = field(default_factory=list)
-    direct_rows: list[dict[str, Any]] = field(default_factory=list)
-    seen_paths: set[str] = field(default_factory=set)
-    unreadable_dirs: list[str] = field(default_factory=list)
 
 
 class Ingestor:
@@ -128,8 +96,21 @@ class Ingestor:
             self.events.phase("reading and encoding", total=len(plan.tasks))
         self._encode_and_write(plan)
         self.events.phase("writing")
-        self._remove_vanished(roots, known, plan)
-        self._collect_garbage()
+        stale = stale_paths(
+            known,
+            roots,
+            seen=plan.seen_paths,
+            unlisted=plan.unreadable_dirs,
+            failed=self._failed_paths,
+        )
+        if stale:
+            self.store.delete(FILES, Filter(paths=tuple(stale)))
+        self.summary.removed += sum(
+            1 for p in stale if p not in self._claimed and p not in self._failed_paths
+        )
+        t0 = time.perf_counter()
+        collect_garbage(self.store)
+        self.clock.add("gc", t0)
         self.events.phase("optimising indexes")
         t0 = time.perf_counter()
         self.store.optimize(ann_min_rows=self.config.ann_min_rows)
@@ -156,8 +137,8 @@ class Ingestor:
         roots: Sequence[str],
         known: dict[str, dict[str, Any]],
         complete_hashes: dict[str, dict[str, Any]],
-    ) -> _Plan:
-        plan = _Plan()
+    ) -> Plan:
+        plan = Plan()
         partial_hashes: set[str] | None = None
         claimed: set[str] = set()
         seen = 0
@@ -222,7 +203,7 @@ class Ingestor:
                 else:
                     self.summary.updated += 1
                 continue
-            task = _Task(entry, digest, kind, "updated" if old is not None else "added")
+            task = Task(entry, digest, kind, "updated" if old is not None else "added")
             if partial_hashes is None:
                 partial_hashes = self.store.distinct(ITEMS, "content_hash") - set(complete_hashes)
             if digest in partial_hashes:  # resuming content a crashed run half-wrote
@@ -252,7 +233,7 @@ class Ingestor:
         }
 
     # -- decode / encode / write ----------------------------------------------------
-    def _pieces(self, tasks: list[_Task], maker: UnitMaker) -> Iterator[_Piece]:
+    def _pieces(self, tasks: list[Task], maker: UnitMaker) -> Iterator[Piece]:
         for task in tasks:
             if task.file_kind == "pdf":
                 try:
@@ -267,12 +248,12 @@ class Ingestor:
                 ]
                 task.pieces_left = len(ranges)
                 for r in ranges:
-                    yield _Piece(task, r)
+                    yield Piece(task, r)
             else:
                 task.pieces_left = 1
-                yield _Piece(task)
+                yield Piece(task)
 
-    def _make_units(self, piece: _Piece, maker: UnitMaker) -> list[Unit]:
+    def _make_units(self, piece: Piece, maker: UnitMaker) -> list[Unit]:
         task = piece.task
         path = task.found.path
         if task.file_kind == "image":
@@ -290,7 +271,7 @@ class Ingestor:
             raise InputError("file changed while being indexed; the next run will pick it up")
         return [u for u in units if u.item_id not in task.skip]
 
-    def _encode_and_write(self, plan: _Plan) -> None:
+    def _encode_and_write(self, plan: Plan) -> None:
         maker = UnitMaker(
             self.config,
             want_images=self.image_encoder is not None,
@@ -300,7 +281,7 @@ class Ingestor:
         )
         pending: list[Unit] = []
         encoded: dict[str, list[dict[str, Any]]] = {ITEMS: [], VEC_IMAGE: [], VEC_TEXT: []}
-        owners: dict[_Task, None] = {}  # insertion-ordered set of unfinished tasks
+        owners: dict[Task, None] = {}  # insertion-ordered set of unfinished tasks
         # Pieces decoded ahead: at least a batch and a half, so that while the model
         # runs the decode threads fill the next batch instead of waiting for it (with a
         # smaller window decoding is added to the encode time, not overlapped with it).
@@ -311,7 +292,7 @@ class Ingestor:
             thread_name_prefix="decode",
             initializer=_yield_to_the_encoder,
         ) as pool:
-            inflight: deque[tuple[_Piece, Future[list[Unit]]]] = deque()
+            inflight: deque[tuple[Piece, Future[list[Unit]]]] = deque()
             pieces = self._pieces(plan.tasks, maker)
             exhausted = False
             while True:
@@ -390,8 +371,8 @@ class Ingestor:
     def _flush(
         self,
         encoded: dict[str, list[dict[str, Any]]],
-        owners: dict[_Task, None],
-        plan: _Plan,
+        owners: dict[Task, None],
+        plan: Plan,
         *,
         final: bool = False,
     ) -> None:
@@ -407,7 +388,7 @@ class Ingestor:
         for rows in encoded.values():
             rows.clear()
         file_rows: list[dict[str, Any]] = []
-        done: list[_Task] = []
+        done: list[Task] = []
         for task in list(owners):
             task.unflushed -= by_hash.get(task.content_hash, 0)
             if task.failed:
@@ -448,45 +429,6 @@ class Ingestor:
                 self.summary.updated += 1
             self.events.file_done(task.found.path, task.items + len(task.skip))
         self.clock.add("write", t0)
-
-    # -- removal and garbage collection ------------------------------------------------
-    def _remove_vanished(
-        self, roots: Sequence[str], known: dict[str, dict[str, Any]], plan: _Plan
-    ) -> None:
-        stale: list[str] = []
-        for path in known:
-            if not under_any(path, roots):
-                continue
-            if any(under_any(path, [d]) for d in plan.unreadable_dirs):
-                continue  # a directory we could not list is not evidence of deletion
-            if path not in plan.seen_paths:
-                stale.append(path)
-            elif path in self._failed_paths:
-                stale.append(path)  # changed into something unreadable: old content is gone
-        if stale:
-            self.store.delete(FILES, Filter(paths=tuple(stale)))
-        self.summary.removed += sum(
-            1 for p in stale if p not in self._claimed and p not in self._failed_paths
-        )
-
-    def _collect_garbage(self) -> None:
-        t0 = time.perf_counter()
-        referenced = self.store.distinct(FILES, "content_hash")
-        for collection in (ITEMS, VEC_IMAGE, VEC_TEXT):
-            if not self.store.has_collection(collection):
-                continue
-            orphaned = self.store.distinct(collection, "content_hash") - referenced
-            if orphaned:
-                self.store.delete(collection, Filter(content_hashes=tuple(sorted(orphaned))))
-        self.clock.add("gc", t0)
-
-
-def reason_of(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return f"cannot read: {exc.strerror or exc}"
-    if isinstance(exc, PolylensError):
-        return str(exc)
-    return f"unexpected error while decoding: {type(exc).__name__}: {exc}"
 
 
 def _yield_to_the_encoder() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from polylens.config import IndexConfig
 from polylens.encoders.ocr import RapidOcr
-from polylens.errors import CorruptFileError, InputError
+from polylens.errors import CorruptFileError, InputError, PolylensError
 from polylens.ingest.images import load_image, source_size
 from polylens.ingest.pdf import PdfFile, has_text_layer
 from polylens.ingest.text import decode_text, split_passages
@@ -214,3 +214,11 @@ class UnitMaker:
             )
             for n, p in enumerate(passages)
         ]
+
+
+def reason_of(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    if isinstance(exc, PolylensError):
+        return str(exc)
+    return f"unexpected error while decoding: {type(exc).__name__}: {exc}"
