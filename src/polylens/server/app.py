@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import importlib.util
-import io
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -48,6 +47,7 @@ def create_app(
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from polylens.server.jobs import JobRunner
+    from polylens.server.loaded import searchable_index
     from polylens.server.routes import router
     from polylens.server.schemas import PATTERN_MESSAGES
 
@@ -197,21 +197,6 @@ def _add_api_docs(app: Any) -> None:
     app.add_route(DOCS_URL, swagger_ui, include_in_schema=False)
 
 
-def searchable_index(state: Any) -> Any:
-    """The app's index with its query encoders loaded, loaded once.
-
-    The engine loads models lazily and without a lock; handlers run in a thread pool, so
-    concurrent first searches would each load every model (twice the memory and time, and
-    loaders that are not thread-safe). One lock per app makes the first search load them
-    while the others wait; after that this is one attribute read."""
-    if not state.models_ready:
-        with state.models_lock:
-            if not state.models_ready:
-                state.index._searcher()  # noqa: SLF001 - loads the encoders
-                state.models_ready = True
-    return state.index
-
-
 def _warm_read_model(index: Any) -> None:
     try:
         index.warm()
@@ -223,9 +208,3 @@ def _version() -> str:
     from polylens import __version__
 
     return __version__
-
-
-def encode_image(image: Any, fmt: str = "JPEG", quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format=fmt, quality=quality)
-    return buf.getvalue()

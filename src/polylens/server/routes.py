@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from polylens.errors import InputError
-from polylens.server.app import searchable_index
+from polylens.server.loaded import encode_image, searchable_index
 from polylens.server.schemas import (
     NO_NUL,
     NOT_BLANK,
@@ -146,8 +146,6 @@ def similar(
 def thumbnail(
     request: Request, item_id: str, size: Annotated[int, Query(ge=32, le=1024)] = 320
 ) -> Response:
-    from polylens.server.app import encode_image
-
     image = request.app.state.index.item_image(item_id, max_side=size)
     return Response(
         encode_image(image),
@@ -163,8 +161,6 @@ def thumbnail(
 )
 def full_image(request: Request, item_id: str) -> Response:
     from PIL import Image
-
-    from polylens.server.app import encode_image
 
     index = request.app.state.index
     info = index.item(item_id)
