@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 
 from polylens.config import load_config
-from polylens.ingest.text import windows
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT
+from polylens.representations.image_text import ImageText
+from polylens.representations.text_embedding import TextEmbedding, windows
+from polylens.store.base import FILES, ITEMS
 from polylens.store.lance import LanceStore
+
+VEC_IMAGE, VEC_TEXT = ImageText.collection, TextEmbedding.collection
 
 
 def index_rows(index_dir: Path) -> dict[str, list[dict]]:

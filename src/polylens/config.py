@@ -16,6 +16,8 @@ from typing import Any
 from polylens.errors import ConfigError
 
 CONFIG_FILE = "polylens.toml"
+TOML_KEYS = {"with_": "with"}
+"""Settings whose TOML key is a Python keyword."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class IndexConfig:
     """Image-text model: alias, ``hf-hub:ORG/NAME``, a local HF directory, or ``none``."""
     text_model: str = "minilm"
     """Text embedder: alias, ``hf-hub:ORG/NAME``, a local sentence-transformers dir, or ``none``."""
+    with_: tuple[str, ...] = ()
+    """Representations to add to the index (``with`` in polylens.toml, ``--with NAME``):
+    a new one is filled in for the items already indexed."""
+    without: tuple[str, ...] = ()
+    """Representations to leave out (``--without NAME``): an existing one's data is dropped."""
     ocr: bool = True
     ocr_presence_side: int = 320
     """Long side of the small copy OCR's presence pass looks for text on (photos). Larger
@@ -95,11 +102,13 @@ class IndexConfig:
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 text = "true" if value else "false"
+            elif isinstance(value, tuple):
+                text = "[" + ", ".join(f'"{v}"' for v in value) + "]"
             elif isinstance(value, str):
                 text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
             else:
                 text = repr(value)
-            lines.append(f"{f.name} = {text}")
+            lines.append(f"{TOML_KEYS.get(f.name, f.name)} = {text}")
         return "\n".join(lines) + "\n"
 
 
@@ -115,6 +124,17 @@ def load_config(index_dir: Path, overrides: dict[str, Any] | None = None) -> Ind
         cfg = _apply(cfg, data, source=str(path))
     if overrides:
         cfg = _apply(cfg, overrides, source="arguments")
+        given = {TOML_KEYS.get(k, k) for k, v in overrides.items() if v is not None}
+        given |= {k for k in overrides if k in TOML_KEYS and overrides[k] is not None}
+        # A flag wins over the file: --with NAME takes NAME out of the file's `without`.
+        if "with_" in given or "with" in given:
+            cfg = dataclasses.replace(
+                cfg, without=tuple(n for n in cfg.without if n not in cfg.with_)
+            )
+        if "without" in given:
+            cfg = dataclasses.replace(
+                cfg, with_=tuple(n for n in cfg.with_ if n not in cfg.without)
+            )
     cfg.validate()
     return cfg
 
@@ -122,9 +142,17 @@ def load_config(index_dir: Path, overrides: dict[str, Any] | None = None) -> Ind
 def _apply(cfg: IndexConfig, data: dict[str, Any], *, source: str) -> IndexConfig:
     known = {f.name: f for f in fields(cfg)}
     changes: dict[str, Any] = {}
+    field_of = {toml: name for name, toml in TOML_KEYS.items()}
     for key, value in data.items():
         if value is None:
             continue
+        key = field_of.get(key, key)
+        if isinstance(value, (list, tuple)) and isinstance(getattr(cfg, key, None), tuple):
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{source}: {key} must be a list of names")
+            value = tuple(value)
+        elif isinstance(value, str) and isinstance(getattr(cfg, key, None), tuple):
+            value = (value,)
         if key not in known:
             raise ConfigError(f"{source}: unknown setting {key!r}")
         expected = type(getattr(cfg, key))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
@@ -25,30 +25,20 @@ from polylens.errors import (
     InputError,
     StoreError,
 )
-from polylens.ingest.backfill import BackFill
 from polylens.ingest.events import ProgressEvents
-from polylens.ingest.images import read_query_image
-from polylens.ingest.pipeline import Ingestor
 from polylens.ingest.sources import normalise_root
 from polylens.items import item_picture, read_item, safe_path
+from polylens.lineup import Lineup
 from polylens.locking import exclusive_lock
-from polylens.meta import (
-    LAST_RUN_FILE,
-    META_FILE,
-    IndexMeta,
-    ModelRecord,
-    read_meta,
-    write_json_atomic,
-    write_meta,
-    write_text_atomic,
-)
-from polylens.search.ann import AnnSettings
+from polylens.meta import META_FILE, IndexMeta, read_meta, write_text_atomic
+from polylens.representations.ann import AnnSettings
+from polylens.representations.registry import RepresentationRegistry
+from polylens.search.query_image import query_digest, query_image
 from polylens.search.reader import StoreReader
 from polylens.search.searcher import Searcher, SearchRequest, check_request
-from polylens.search.snapshot import SnapshotKeeper, refresh_saved_ann
-from polylens.slots import ROLES, ModelSlots, Role, check_switch
+from polylens.search.snapshot import SnapshotKeeper, refresh_derived
 from polylens.status import index_status
-from polylens.store.base import VEC_IMAGE, Filter, Store
+from polylens.store.base import Store
 from polylens.store.lance import LanceStore
 from polylens.types import (
     IndexStatus,
@@ -56,11 +46,11 @@ from polylens.types import (
     RunSummary,
     SearchResults,
 )
+from polylens.writer import IndexWriter
 
 log = logging.getLogger(__name__)
 
 STORE_DIR = "lance"
-ANN_DIR = "ann"
 LOCK_FILE = ".lock"
 
 
@@ -73,6 +63,7 @@ class Index:
         *,
         create: bool = True,
         registry: ModelRegistry | None = None,
+        representations: RepresentationRegistry | None = None,
         store: Store | None = None,
         serve_from_memory: bool = True,
         **settings: Any,
@@ -91,20 +82,33 @@ class Index:
                 f"--index {self.path}`"
             )
         self._exists = exists
-        self._registry = registry or ModelRegistry.with_plugins()
+        self._lineup = Lineup(
+            registry or ModelRegistry.with_plugins(),
+            representations or RepresentationRegistry.with_plugins(),
+        )
         self._meta_stamp = _stamp(self.path / META_FILE)
         self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
         self._explicit = {k: v for k, v in settings.items() if v is not None}
         self.config = self._effective_config(self._explicit)
+        self._lineup.names(self._meta, self.config)  # unknown --with/--without names fail now
         self._given_store = store
         self._serve_from_memory = serve_from_memory
-        self._models = ModelSlots(self._registry)
         self._ocr: RapidOcr | None = None
 
     @property
     def warnings(self) -> list[str]:
         """Models that could not be loaded, one line each (also in run summaries)."""
-        return self._models.warnings
+        return self._lineup.slots.warnings
+
+    @property
+    def _registry(self) -> ModelRegistry:
+        return self._lineup.slots.registry
+
+    @property
+    def representations(self) -> list[str]:
+        """The names of the index's representations (what a search fuses)."""
+        self._reload_meta()
+        return [rep.name for rep in self._lineup.recorded(self._meta)]
 
     @cached_property
     def _store(self) -> Store:
@@ -116,7 +120,12 @@ class Index:
 
     @cached_property
     def _keeper(self) -> SnapshotKeeper:
-        return SnapshotKeeper(self._store, self.path / ANN_DIR, self._ann_settings())
+        return SnapshotKeeper(
+            self._store,
+            self.path,
+            self._ann_settings(),
+            lambda: self._lineup.recorded(self._meta),
+        )
 
     def _create(self) -> None:
         try:
@@ -125,24 +134,16 @@ class Index:
             raise StoreError(f"cannot create the index directory {self.path}: {exc}") from exc
         # Atomic: a run killed here must not leave a truncated file that every later
         # run refuses as invalid TOML.
-        write_text_atomic(self.path / CONFIG_FILE, self.config.to_toml())
+        # The representations chosen by flags are recorded in index.json; written here they
+        # would undo a later run's --with / --without.
+        settings = self.config.replace(with_=(), without=())
+        write_text_atomic(self.path / CONFIG_FILE, settings.to_toml())
         self._exists = True
 
     # -- settings and models ----------------------------------------------------------
     def _effective_config(self, explicit: dict[str, Any]) -> IndexConfig:
         config = load_config(self.path, explicit)
-        for role in ROLES:
-            record: ModelRecord | None = getattr(self._meta, f"{role}_model")
-            key = f"{role}_model"
-            if record is None:
-                continue
-            if key in explicit:
-                requested = explicit[key]
-                canonical = self._registry.canonical(role, requested)
-                check_switch(role, record, requested, canonical, self.path)
-            else:
-                config = config.replace(**{key: record.name})
-        return config
+        return self._lineup.settle_models(self._meta, config, explicit, self.path)
 
     def _reload_meta(self) -> None:
         """Pick up what another process (a concurrent ``polylens index``) recorded since
@@ -158,22 +159,24 @@ class Index:
             self._meta_stamp = stamp
             if meta is None:
                 return
-            for role in ROLES:
-                before = getattr(self._meta, f"{role}_model")
-                after = getattr(meta, f"{role}_model")
-                if (before is None or before.dim is None) and after is not None and after.dim:
-                    # Searches ran without this model because the index had no vectors of
-                    # it; now it has: load it on the next search.
-                    self._models.forget(role)
+            self._lineup.refresh_after_meta_change(self._meta, meta)
             self._meta = meta
             self.config = self._effective_config(self._explicit)
 
+    def load_models(self, *, for_search: bool = True) -> list[str]:
+        """Load the models searching (or indexing) needs now, not on first use; returns
+        the representations that are ready."""
+        self._reload_meta()
+        bound = self._lineup.bound(self._meta, self.config, for_search=for_search)
+        return [b.name for b in bound if b.model is not None]
+
+    def model_loaded(self, name: str) -> bool:
+        """Whether the model of representation ``name`` was loaded (or tried) in this process."""
+        return self._lineup.slots.loaded(self._lineup.get(name)) is not None
+
     @property
     def _models_lock(self) -> threading.RLock:
-        return self._models._lock  # noqa: SLF001 - one lock for models and their records
-
-    def _encoder(self, role: Role, *, for_search: bool) -> Any:
-        return self._models.get(role, self.config, self._meta, for_search=for_search)
+        return self._lineup.slots._lock  # noqa: SLF001 - one lock for models and their records
 
     # -- writing ---------------------------------------------------------------------
     @contextmanager
@@ -200,75 +203,18 @@ class Index:
         for root in roots:
             if not os.path.exists(root):
                 raise InputError(f"{root} does not exist")
-        events = events or ProgressEvents()
         with self._write_lock():
-            loaded: list[Any] = []
-
-            def load_encoders() -> tuple[Any, Any, Any]:
-                if not loaded:
-                    loaded.extend(self._load_for_writing(roots, events))
-                return loaded[0], loaded[1], loaded[2]
-
-            ingestor = Ingestor(
-                self._store,
-                self.config,
-                load_encoders=load_encoders,
-                exclude=[str(self.path)],
-                events=events,
-                rehash=rehash,
+            writer = IndexWriter(
+                index_dir=self.path,
+                store=self._store,
+                config=self.config,
+                meta=self._meta,
+                lineup=self._lineup,
+                ann=self._ann_settings(),
+                get_ocr=self._get_ocr,
+                events=events or ProgressEvents(),
             )
-            summary = ingestor.run(roots)
-            self._back_fill(load_encoders, ingestor, events)
-            refresh_saved_ann(self._store, self.path / ANN_DIR, self._ann_settings())
-            # Also when no model loaded: a role switched to `none` is recorded, and roots.
-            self._models.record(self._meta, self.config, roots)
-            write_meta(self.path, self._meta)
-            summary.warnings.extend(self.warnings)
-            write_json_atomic(self.path / LAST_RUN_FILE, summary.to_dict())
-        return summary
-
-    def _load_for_writing(self, roots: list[str], events: ProgressEvents) -> list[Any]:
-        """Load this run's models (each shown as a phase) and record them."""
-        encoders: list[Any] = []
-        for role in ROLES:
-            name = getattr(self.config, f"{role}_model")
-            if self._registry.canonical(role, name) != "none":
-                events.phase(f"loading {role} model {name}")
-            encoders.append(self._encoder(role, for_search=False))
-        record = self._meta.image_model
-        if record is not None and record.dim and encoders[0] is None:
-            self.warnings.append(
-                "this index has image embeddings but the image model is unavailable "
-                "now: files added in this run will not be searchable by image"
-            )
-        ocr = None
-        if self.config.ocr:
-            events.phase("loading OCR")
-            ocr = self._get_ocr()
-        self._models.record(self._meta, self.config, roots)
-        write_meta(self.path, self._meta)
-        return [*encoders, ocr]
-
-    def _back_fill(
-        self,
-        load_encoders: Callable[[], tuple[Any, Any, Any]],
-        ingestor: Ingestor,
-        events: ProgressEvents,
-    ) -> None:
-        """Give items indexed while a model was unavailable (or disabled) its vectors."""
-        if not self._models.incomplete_roles(self._meta, self.config):
-            return
-        image_encoder, text_encoder, _ = load_encoders()  # no-op when already loaded
-        encoders = {"image": image_encoder, "text": text_encoder}
-        roles = [r for r in self._models.incomplete_roles(self._meta, self.config) if encoders[r]]
-        if not roles:
-            return
-        backfill = BackFill(self._store, self.config, encoders, clock=ingestor.clock, events=events)
-        ingestor.summary.items_backfilled += backfill.run(roles)
-        ingestor.summary.warnings.extend(backfill.problems)
-        for role in roles:
-            getattr(self._meta, f"{role}_model").complete = True
-        write_meta(self.path, self._meta)
+            return writer.run(roots, rehash=rehash)
 
     def refresh(self, *, events: ProgressEvents | None = None) -> RunSummary:
         """Re-index every root this index was built from."""
@@ -285,7 +231,8 @@ class Index:
         date. Every indexing run ends with this; call it after writing to the store directly."""
         with self._write_lock():
             self._store.optimize(ann_min_rows=self.config.ann_min_rows)
-            refresh_saved_ann(self._store, self.path / ANN_DIR, self._ann_settings())
+            reps = self._lineup.recorded(self._meta)
+            refresh_derived(self._store, self.path, self._ann_settings(), reps)
 
     def warm(self) -> bool:
         """Build the in-memory read model now (servers call this at start-up) so the next
@@ -325,11 +272,12 @@ class Index:
             offset=offset,
             retrievers=tuple(retrievers) if retrievers is not None else None,
         )
-        check_request(request, has_image=image is not None)
-        picture = self._query_image(image) if image is not None else None
         self._reload_meta()
+        check_request(request, has_image=image is not None, known=self.representations)
+        picture = query_image(image, self.config) if image is not None else None
         if picture is not None and not (query or "").strip():
-            reason = self._models.unavailable_reason("image", self._meta)
+            # An image-only query no representation can answer fails before a model loads.
+            reason = self._lineup.image_query_refusal(self._meta)
             if reason is not None:
                 raise InputError(f"cannot search by image: {reason}")
         searcher = self._searcher()
@@ -337,15 +285,9 @@ class Index:
             replace(
                 request,
                 image=picture,
+                image_digest=query_digest(image),
                 content_hashes=self._hashes_under(searcher, path_prefix),
             )
-        )
-
-    def _query_image(self, image: str | os.PathLike[str] | bytes | Any) -> Any:
-        if not isinstance(image, (str, os.PathLike, bytes)):
-            return image  # a PIL image already
-        return read_query_image(
-            image, max_pixels=self.config.max_image_pixels, max_side=self.config.max_image_side
         )
 
     def _searcher(self) -> Searcher:
@@ -354,13 +296,10 @@ class Index:
         return Searcher(
             snapshot if snapshot is not None else StoreReader(self._store),
             self.config,
-            image_encoder=self._encoder("image", for_search=True),
-            text_encoder=self._encoder("text", for_search=True),
-            unavailable={
-                role: reason
-                for role in ROLES
-                if (reason := self._models.unavailable_reason(role, self._meta)) is not None
-            },
+            bound=self._lineup.bound(self._meta, self.config, for_search=True),
+            store=self._store,
+            index_dir=self.path,
+            unavailable=self._lineup.unavailable(self._meta),
         )
 
     @staticmethod
@@ -378,23 +317,16 @@ class Index:
     def similar(
         self, item_id: str, *, k: int = 10, kind: str | Iterable[str] | None = None
     ) -> SearchResults:
-        """More like this: the item's own image-space vector as the query, or its text."""
+        """More like this: what the representations stored for the item (its image-space
+        vector, its perceptual hash) as the query; else its text."""
         info = self.item(item_id)
         kinds = (kind,) if isinstance(kind, str) else (tuple(kind) if kind else None)
-        rows = (
-            self._store.get(VEC_IMAGE, Filter(ids=(item_id,)), ["vector"])
-            if self._store.has_collection(VEC_IMAGE)
-            else []
-        )
-        if rows:
-            request = SearchRequest(
-                k=k, kinds=kinds, vector=rows[0]["vector"], exclude_ids=(item_id,)
-            )
-        elif info.text.strip():
-            request = SearchRequest(text=info.text[:1000], k=k, kinds=kinds, exclude_ids=(item_id,))
-        else:
-            return SearchResults()
-        return self._searcher().search(request)
+        searcher = self._searcher()
+        request = SearchRequest(item_id=item_id, k=k, kinds=kinds, exclude_ids=(item_id,))
+        hits = searcher.search(request)
+        if hits or not info.text.strip():
+            return hits
+        return searcher.search(replace(request, item_id=None, text=info.text[:1000]))
 
     def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
         """The picture of an image or page item (PIL), read from the indexed file.
@@ -412,7 +344,7 @@ class Index:
 
     def status(self) -> IndexStatus:
         self._reload_meta()
-        return index_status(self.path, self._store, self._meta, self.config, self._models)
+        return index_status(self.path, self._store, self._meta, self.config, self._lineup)
 
     def close(self) -> None:
         if "_store" in self.__dict__:  # never create a store just to close it

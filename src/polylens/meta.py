@@ -27,8 +27,10 @@ LAST_RUN_FILE = "last_run.json"
 
 @dataclass
 class ModelRecord:
-    """The model of one role. ``dim`` is None while the index holds no vectors of it (the
-    model was unavailable or disabled): then another model may still take the role.
+    """What one representation of the index is built with: its model (name as given, what
+    it resolved to) or, without a model, its algorithm, and ``version``. ``dim`` is None
+    while the index holds no vectors of a model (unavailable or disabled): then another
+    model may still take its place.
     ``complete`` is False from the run that first loads the model until every item
     indexed before has its vectors (the back-fill), so a killed back-fill resumes."""
 
@@ -38,6 +40,7 @@ class ModelRecord:
     error: str | None = None
     error_summary: str | None = None
     complete: bool = True
+    version: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ModelRecord | None:
@@ -51,21 +54,43 @@ class ModelRecord:
 class IndexMeta:
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
-    image_model: ModelRecord | None = None
-    text_model: ModelRecord | None = None
+    representations: dict[str, ModelRecord] | None = None
+    """By name, in the index's order; None until the first run records them."""
     roots: list[str] = field(default_factory=list)
     polylens_version: str = ""
+
+    def record(self, name: str) -> ModelRecord | None:
+        return (self.representations or {}).get(name)
+
+    @property
+    def image_model(self) -> ModelRecord | None:
+        return self.record("image")
+
+    @property
+    def text_model(self) -> ModelRecord | None:
+        return self.record("text")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexMeta:
+        records = data.get("representations")
+        if records is None and ("image_model" in data or "text_model" in data):
+            # Written before representations were units: the three it always had.
+            records = {"image": data.get("image_model"), "text": data.get("text_model")}
+            records = {k: v for k, v in records.items() if v is not None}
+            records["bm25"] = {"name": "bm25", "resolved": "bm25-snowball-english"}
         return cls(
             schema_version=int(data.get("schema_version", 0)),
             created_at=float(data.get("created_at", 0.0)),
-            image_model=ModelRecord.from_dict(data.get("image_model")),
-            text_model=ModelRecord.from_dict(data.get("text_model")),
+            representations=None
+            if records is None
+            else {
+                name: record
+                for name, raw in records.items()
+                if (record := ModelRecord.from_dict(raw)) is not None
+            },
             roots=list(data.get("roots", [])),
             polylens_version=str(data.get("polylens_version", "")),
         )

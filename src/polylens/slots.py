@@ -1,52 +1,53 @@
-"""The index's models, one per role: loaded once, recorded in ``index.json``, explained.
+"""The index's models, one per representation that has one: loaded once, recorded in
+``index.json``, explained.
 
-A role whose model cannot be loaded is not an error: the index goes on without its
-vectors, says so in one line, and records why (``polylens status`` shows the full
-reason). A role that holds no vectors yet may take another model, and when a model
-becomes available the engine back-fills the items indexed without it.
+A representation whose model cannot be loaded is not an error: the index goes on without
+its data, says so in one line, and records why (``polylens status`` shows the full reason).
+One that holds no data yet may take another model, and when a model becomes available the
+engine back-fills the items indexed without it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from polylens import __version__
 from polylens.config import IndexConfig
 from polylens.encoders.registry import ModelRegistry
 from polylens.errors import ConfigError, IndexMismatchError, ModelNotAvailableError
 from polylens.meta import IndexMeta, ModelRecord
+from polylens.representations.base import Representation
 
 log = logging.getLogger(__name__)
 
-Role = Literal["image", "text"]
-ROLES: tuple[Role, ...] = ("image", "text")
 _UNSET = object()
-_WHAT = {"image": "image embeddings", "text": "text embeddings"}
 
 
-def model_warning(role: str, name: str, summary: str, *, indexing: bool) -> str:
+def model_warning(rep: Representation, name: str, summary: str, *, indexing: bool) -> str:
     """The one line a run or a search prints about a model it could not load."""
+    role = rep.model_role_label
     if indexing:
         return (
-            f"{role} model {name} unavailable ({summary}): indexed without {_WHAT[role]}; "
+            f"{role} model {name} unavailable ({summary}): indexed without {rep.title}; "
             "a later run that can load it fills them in (`polylens status` says how)"
         )
-    return f"{role} model {name} unavailable ({summary}): searching without {_WHAT[role]}"
+    return f"{role} model {name} unavailable ({summary}): searching without {rep.title}"
 
 
 def check_switch(
-    role: Role, record: ModelRecord, requested: str, canonical: str, index_dir: Path
+    rep: Representation, record: ModelRecord, requested: str, canonical: str, index_dir: Path
 ) -> None:
     """Refuse a model other than the one whose vectors the index already holds.
 
-    A role with no vectors yet (its model was unavailable or disabled so far) may switch:
-    the run records the new model and fills in the vectors."""
-    if canonical == record.resolved or record.name == requested or record.dim is None:
+    A representation with no data yet (its model was unavailable or disabled so far) may
+    switch: the run records the new model and fills in the data."""
+    if canonical == record.resolved or record.name == requested or not rep.holds_data(record):
         return
+    role = rep.model_role_label
     raise IndexMismatchError(
         f"the index at {index_dir} holds {role} vectors from {record.name!r}, "
         f"but {requested!r} was requested. Vectors from two models cannot be mixed. "
@@ -56,110 +57,143 @@ def check_switch(
 
 
 class ModelSlots:
-    """Encoders by role, each loaded at most once (per slot reset) under one lock, so
-    concurrent searches on a server never load a model twice."""
+    """Models by representation name, each loaded at most once (per slot reset) under one
+    lock, so concurrent searches on a server never load a model twice."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self._encoders: dict[str, Any] = {role: _UNSET for role in ROLES}
+        self._models: dict[str, Any] = {}
         self.errors: dict[str, ModelNotAvailableError] = {}
-        """Roles whose model failed to load in this process, with why."""
+        """Representations whose model failed to load in this process, with why."""
         self.warnings: list[str] = []
         self._lock = threading.RLock()
 
-    def loaded(self, role: Role) -> Any:
-        """The encoder if it was loaded (or found unavailable), else None."""
-        encoder = self._encoders[role]
-        return None if encoder is _UNSET else encoder
+    def loaded(self, rep: Representation) -> Any:
+        """The model if it was loaded (or found unavailable), else None."""
+        model = self._models.get(rep.name, _UNSET)
+        return None if model is _UNSET else model
 
-    def forget(self, role: Role) -> None:
-        """Load ``role`` again on next use (the index gained vectors of it meanwhile)."""
+    def forget(self, rep: Representation) -> None:
+        """Load the model again on next use (the index gained data of it meanwhile)."""
         with self._lock:
-            if self._encoders[role] is None:
-                self._encoders[role] = _UNSET
+            if self._models.get(rep.name, _UNSET) is None:
+                del self._models[rep.name]
 
-    def get(self, role: Role, config: IndexConfig, meta: IndexMeta, *, for_search: bool) -> Any:
-        encoder = self._encoders[role]
-        if encoder is not _UNSET:
-            return encoder
+    def get(
+        self, rep: Representation, config: IndexConfig, meta: IndexMeta, *, for_search: bool
+    ) -> Any:
+        """The representation's model; None when it has none, is disabled or unavailable.
+        Representations without a model get ``True`` (ready)."""
+        if rep.model_key is None:
+            return True
+        model = self._models.get(rep.name, _UNSET)
+        if model is not _UNSET:
+            return model
         with self._lock:
-            if self._encoders[role] is _UNSET:
-                self._encoders[role] = self._load(role, config, meta, for_search=for_search)
-        return self._encoders[role]
+            if self._models.get(rep.name, _UNSET) is _UNSET:
+                self._models[rep.name] = self._load(rep, config, meta, for_search=for_search)
+        return self._models[rep.name]
 
-    def _load(self, role: Role, config: IndexConfig, meta: IndexMeta, *, for_search: bool) -> Any:
-        record: ModelRecord | None = getattr(meta, f"{role}_model")
-        if for_search and (record is None or record.dim is None):
+    def _load(
+        self, rep: Representation, config: IndexConfig, meta: IndexMeta, *, for_search: bool
+    ) -> Any:
+        record = meta.record(rep.name)
+        if for_search and (record is None or not rep.holds_data(record)):
             return None  # no vectors to search: no model to load
-        name = getattr(config, f"{role}_model")
-        load = self.registry.load_image_text if role == "image" else self.registry.load_text
+        name = rep.model_name(config) or ""
         try:
-            encoder = load(name, device=config.device, batch_size=config.batch_size)
+            model = rep.load_model(self.registry, config)
         except ModelNotAvailableError as exc:
-            self.errors[role] = exc
-            message = model_warning(role, name, exc.summary, indexing=not for_search)
+            self.errors[rep.name] = exc
+            message = model_warning(rep, name, exc.summary, indexing=not for_search)
             log.warning(message)
             self.warnings.append(message)
             return None
-        if encoder is not None and record is not None and record.dim not in (None, encoder.dim):
+        if model is not None and record is not None and record.dim not in (None, model.dim):
             raise ConfigError(
-                f"{role} model {encoder.name!r} gives {encoder.dim}-d vectors but the index "
-                f"holds {record.dim}-d ones"
+                f"{rep.model_role_label} model {model.name!r} gives {model.dim}-d vectors but "
+                f"the index holds {record.dim}-d ones"
             )
-        return encoder
+        return model
 
-    def record(self, meta: IndexMeta, config: IndexConfig, roots: Iterable[str]) -> None:
-        """Write into ``meta`` what this run's models are (call after loading them)."""
-        for role in ROLES:
-            name = getattr(config, f"{role}_model")
-            canonical = self.registry.canonical(role, name)
-            current: ModelRecord | None = getattr(meta, f"{role}_model")
-            if canonical == "none":
-                if current is None or current.dim is None:
-                    setattr(meta, f"{role}_model", ModelRecord(name, "none", None))
+    def record(
+        self,
+        meta: IndexMeta,
+        config: IndexConfig,
+        reps: Sequence[Representation],
+        roots: Iterable[str],
+    ) -> None:
+        """Write into ``meta`` what this run's representations are (after loading them).
+        Representations not in ``reps`` leave the record."""
+        before = meta.representations
+        records: dict[str, ModelRecord] = {}
+        for rep in reps:
+            current = meta.record(rep.name)
+            # Data of items indexed before this representation joined (or its model
+            # loaded) is missing until the back-fill has run; a new index has none.
+            new_here = before is not None
+            if rep.model_key is None:
+                records[rep.name] = current or ModelRecord(
+                    rep.name, rep.algorithm, None, version=rep.version, complete=not new_here
+                )
                 continue
-            if current is not None and current.dim is not None:
-                continue  # the role's vectors are fixed to their model
-            encoder = self.loaded(role)
-            error = self.errors.get(role)
-            setattr(
-                meta,
-                f"{role}_model",
-                ModelRecord(
-                    name=name,
-                    resolved=canonical,
-                    dim=encoder.dim if encoder is not None else None,
-                    error=str(error) if error and encoder is None else None,
-                    error_summary=error.summary if error and encoder is None else None,
-                    # Vectors of items indexed before this model was available are
-                    # missing until the back-fill has run; a new index has none.
-                    complete=encoder is None or current is None,
-                ),
+            name = rep.model_name(config) or "none"
+            canonical = rep.canonical(self.registry, name)
+            if canonical == "none":
+                keep = current is not None and rep.holds_data(current)
+                records[rep.name] = current if keep else ModelRecord(name, "none", None)
+                continue
+            if current is not None and rep.holds_data(current):
+                records[rep.name] = current  # its vectors are fixed to their model
+                continue
+            model = self.loaded(rep)
+            error = self.errors.get(rep.name)
+            records[rep.name] = ModelRecord(
+                name=name,
+                resolved=canonical,
+                dim=model.dim if model is not None else None,
+                error=str(error) if error and model is None else None,
+                error_summary=error.summary if error and model is None else None,
+                complete=model is None or not new_here,
+                version=rep.version,
             )
+        meta.representations = records
         meta.roots = sorted(set(meta.roots) | set(roots))
         meta.polylens_version = __version__
 
-    def incomplete_roles(self, meta: IndexMeta, config: IndexConfig) -> list[Role]:
-        """Roles whose items may lack vectors: the model was unavailable (or another one
-        is asked for now), or its back-fill has not finished."""
-        roles: list[Role] = []
-        for role in ROLES:
-            record: ModelRecord | None = getattr(meta, f"{role}_model")
-            wanted = self.registry.canonical(role, getattr(config, f"{role}_model"))
-            if record is not None and wanted != "none":
-                if record.dim is None or not record.complete:
-                    roles.append(role)
-        return roles
+    def incomplete(
+        self, meta: IndexMeta, config: IndexConfig, reps: Sequence[Representation]
+    ) -> list[Representation]:
+        """Representations whose items may lack data: the model was unavailable (or
+        another one is asked for now), it joined an existing index, or its back-fill has
+        not finished."""
+        out = []
+        for rep in reps:
+            if rep.model_key is not None:
+                wanted = rep.canonical(self.registry, rep.model_name(config) or "none")
+                if wanted == "none":
+                    continue
+            record = meta.record(rep.name)
+            if record is None:
+                if meta.representations is not None:
+                    out.append(rep)  # joins an index that already holds items
+                continue
+            if not rep.holds_data(record) or not record.complete:
+                out.append(rep)
+        return out
 
-    def unavailable_reason(self, role: Role, meta: IndexMeta) -> str | None:
-        """Why the index cannot be searched through ``role``'s vectors, or None."""
-        record: ModelRecord | None = getattr(meta, f"{role}_model")
-        if record is None or record.resolved == "none":
+    def unavailable_reason(self, rep: Representation, meta: IndexMeta) -> str | None:
+        """Why the index cannot be searched through ``rep``, or None."""
+        record = meta.record(rep.name)
+        role = rep.model_role_label
+        if record is None:
+            return f"the index was built without {rep.title} (--without {rep.name})"
+        if record.resolved == "none":
             return f"the index was built without an {role} model (--{role}-model none)"
-        if record.dim is None:
+        if not rep.holds_data(record):
             why = record.error_summary or record.error or "could not be loaded"
-            return f"the index has no {_WHAT[role]} ({role} model {record.name}: {why})"
-        error = self.errors.get(role)
+            return f"the index has no {rep.title} ({role} model {record.name}: {why})"
+        error = self.errors.get(rep.name)
         if error is not None:
             return f"{role} model {record.name} cannot be loaded now ({error.summary})"
         return None

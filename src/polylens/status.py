@@ -1,4 +1,5 @@
-"""What ``polylens status`` reports: counts, models (with why one is unavailable), size."""
+"""What ``polylens status`` reports: counts, representations and their models (with why
+one is unavailable), size."""
 
 from __future__ import annotations
 
@@ -6,22 +7,39 @@ import json
 from pathlib import Path
 
 from polylens.config import IndexConfig
+from polylens.lineup import Lineup
 from polylens.meta import LAST_RUN_FILE, IndexMeta, ModelRecord
-from polylens.slots import ROLES, ModelSlots
+from polylens.representations.base import Representation
 from polylens.store.base import FILES, ITEMS, Filter, Store
-from polylens.types import KINDS, IndexStatus, ModelInfo, RunSummary, SearchAvailability
+from polylens.types import (
+    KINDS,
+    IndexStatus,
+    ModelInfo,
+    RepresentationInfo,
+    RunSummary,
+    SearchAvailability,
+)
 
 
 def index_status(
-    path: Path, store: Store, meta: IndexMeta, config: IndexConfig, models: ModelSlots
+    path: Path, store: Store, meta: IndexMeta, config: IndexConfig, lineup: Lineup
 ) -> IndexStatus:
     items = {kind: store.count(ITEMS, Filter(kinds=(kind,))) for kind in KINDS}
-    image_reason = models.unavailable_reason("image", meta)
+    reps = lineup.recorded(meta)
+    unavailable = lineup.unavailable(meta)
+    image_reason = lineup.image_query_refusal(meta)
+    if not any("image" in r.accepts and not r.supplementary for r in reps):
+        image_reason = "the index has no representation that answers image queries"
     return IndexStatus(
         path=str(path),
         files=store.count(FILES),
         items=items,
-        models=[*_model_infos(meta), _ocr_info(config)],
+        models=[*_model_infos(meta, reps), _ocr_info(config)],
+        representations=[_rep_info(rep, meta, store, unavailable) for rep in reps]
+        + [
+            RepresentationInfo(name, "", (), None, None, None, False, "not installed")
+            for name in lineup.unknown(meta)
+        ],
         roots=list(meta.roots),
         size_bytes=sum(_size_of(p) for p in path.rglob("*")),
         schema_version=meta.schema_version,
@@ -30,13 +48,35 @@ def index_status(
     )
 
 
-def _model_infos(meta: IndexMeta) -> list[ModelInfo]:
+def _rep_info(
+    rep: Representation, meta: IndexMeta, store: Store, unavailable: dict[str, str]
+) -> RepresentationInfo:
+    record = meta.record(rep.name)
+    reason = unavailable.get(rep.name)
+    if reason is None and record is not None and not record.complete:
+        reason = "items indexed before it joined lack its data until the next run"
+    return RepresentationInfo(
+        name=rep.name,
+        title=rep.title,
+        kinds=tuple(rep.kinds),
+        model=record.name if record is not None and rep.model_key else None,
+        resolved=record.resolved if record is not None else None,
+        dim=record.dim if record is not None else None,
+        available=rep.name not in unavailable,
+        reason=reason,
+        rows=store.count(rep.collection) if rep.collection else None,
+        version=record.version if record is not None else rep.version,
+    )
+
+
+def _model_infos(meta: IndexMeta, reps: list[Representation]) -> list[ModelInfo]:
     infos = []
-    for role in ROLES:
-        record: ModelRecord | None = getattr(meta, f"{role}_model")
-        if record is None:
+    for rep in reps:
+        record: ModelRecord | None = meta.record(rep.name)
+        if record is None or rep.model_key is None:
             continue
-        available = record.dim is not None
+        role = rep.model_role_label
+        available = rep.holds_data(record)
         reason = summary = None
         if record.resolved == "none":
             reason = summary = "disabled"

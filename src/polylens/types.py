@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -18,8 +19,8 @@ class Hit:
 
     ``page`` is 1-based for PDF pages and ``None`` otherwise; ``chunk`` numbers the
     passages of a text file (0-based) and is ``None`` for images and pages.
-    ``sources`` names the retrievers that found the item (``image``, ``text``, ``bm25``)
-    with the item's rank in each, so a user can see why it matched.
+    ``sources`` names the representations that found the item (``image``, ``text``,
+    ``bm25``, ...) with the item's rank in each, so a user can see why it matched.
     """
 
     id: str
@@ -128,6 +129,26 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class RepresentationInfo:
+    """One way the index represents items, as ``status`` shows it."""
+
+    name: str
+    title: str
+    kinds: tuple[str, ...]
+    model: str | None
+    """Its model as given (None: it has no model)."""
+    resolved: str | None
+    """What the model resolved to, or the algorithm of one without a model."""
+    dim: int | None
+    available: bool
+    reason: str | None = None
+    """Why it cannot serve (or is incomplete)."""
+    rows: int | None = None
+    """Rows in its collection (None: it reads the items' own columns)."""
+    version: int | None = None
+
+
+@dataclass(frozen=True)
 class SearchAvailability:
     available: bool
     reason: str | None = None
@@ -145,6 +166,34 @@ class IndexStatus:
     last_run: RunSummary | None
     image_search: SearchAvailability = SearchAvailability(True)
     """Whether the index can be searched by image, and if not why."""
+    representations: list[RepresentationInfo] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Unit:
+    """An item as decoding made it, on its way to the representations' encoders."""
+
+    item_id: str
+    content_hash: str
+    kind: str
+    page: int | None = None
+    chunk: int | None = None
+    text: str = ""
+    text_source: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Per representation that reads pixels: its input made from the picture."""
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class StageClock:
+    """Seconds spent per stage, summed over threads (so it can exceed wall time)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + (time.perf_counter() - started)

@@ -63,8 +63,8 @@ def test_index_records_the_model_and_reopens_with_it(tiny_clip_dir: Path, tmp_pa
     ) as idx:
         idx.add([Path(__file__).parents[2] / "samples" / "photos"])
     meta = json.loads((tmp_path / "idx" / "index.json").read_text())
-    assert meta["image_model"]["resolved"] == f"local:{tiny_clip_dir.resolve()}"
-    assert meta["image_model"]["dim"] == 32
+    assert meta["representations"]["image"]["resolved"] == f"local:{tiny_clip_dir.resolve()}"
+    assert meta["representations"]["image"]["dim"] == 32
     with open_index(tmp_path / "idx") as idx:  # no model named: the recorded one is used
         assert idx.config.image_model == str(tiny_clip_dir)
         assert idx.search(image=Path(__file__).parents[2] / "samples" / "photos" / "cat.jpg", k=1)

@@ -19,7 +19,8 @@ import pytest
 from polylens.engine import open_index
 from polylens.errors import IndexMismatchError, InputError
 from polylens.ingest.events import ProgressEvents
-from polylens.store.base import ITEMS, VEC_IMAGE, Filter
+from polylens.representations.image_text import ImageText
+from polylens.store.base import ITEMS, Filter
 
 TEXT = {"text_model": "fake-text", "ocr": False}
 
@@ -43,9 +44,9 @@ def mixed(tmp_path: Path, samples_dir: Path) -> Path:
 
 def _image_vector_ids(idx) -> set[str]:  # noqa: ANN001
     store = idx._store  # noqa: SLF001
-    if not store.has_collection(VEC_IMAGE):
+    if not store.has_collection(ImageText.collection):
         return set()
-    return set(store.scan(VEC_IMAGE, ["item_id"]).column("item_id").to_pylist())
+    return set(store.scan(ImageText.collection, ["item_id"]).column("item_id").to_pylist())
 
 
 def _needing_image_vectors(idx) -> set[str]:  # noqa: ANN001
@@ -97,12 +98,12 @@ def test_unavailable_model_is_one_line_then_back_filled(
         cat = mixed / "photos" / "cat.jpg"
         hits = idx.search(image=cat, k=1)
         assert hits[0].path == str(cat) and hits.warnings == []
-        back_filled = idx._store.get(VEC_IMAGE, Filter(ids=(hits[0].id,)), ["vector"])
+        back_filled = idx._store.get(ImageText.collection, Filter(ids=(hits[0].id,)), ["vector"])
 
     # A back-filled vector is the one a fresh index computes for the same picture.
     with open_index(tmp_path / "fresh", image_model=str(later), **TEXT) as fresh:
         fresh.add([mixed / "photos"])
-        direct = fresh._store.get(VEC_IMAGE, Filter(ids=(hits[0].id,)), ["vector"])
+        direct = fresh._store.get(ImageText.collection, Filter(ids=(hits[0].id,)), ["vector"])
     np.testing.assert_allclose(back_filled[0]["vector"], direct[0]["vector"], atol=1e-5)
 
 
@@ -149,8 +150,8 @@ def test_arguments_and_query_image_checked_before_models_load(tmp_path: Path, mi
             idx.search(image=notes)
         with pytest.raises(InputError, match="k must be at least 1"):
             idx.search("x", k=0)
-        assert idx._models.loaded("image") is None  # noqa: SLF001
-        assert idx._models.loaded("text") is None  # noqa: SLF001
+        assert not idx.model_loaded("image")
+        assert not idx.model_loaded("text")
         assert "_store" not in idx.__dict__  # not even the store was opened
 
 

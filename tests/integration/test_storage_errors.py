@@ -33,7 +33,8 @@ import polylens.engine
 from polylens.cli import app
 from polylens.engine import open_index
 from polylens.errors import StoreError
-from polylens.store.base import ITEMS, VEC_IMAGE
+from polylens.representations.image_text import ImageText
+from polylens.store.base import ITEMS
 from polylens.store.lance import LanceStore
 from polylens.store.schema import fixed_schema
 
@@ -203,8 +204,8 @@ def test_search_ignores_a_collection_never_committed(tmp_path: Path, samples_dir
     ) as idx:
         idx.add([samples_dir / "text"])
     store = LanceStore(tmp_path / "idx" / "lance")
-    store._db.drop_table(VEC_IMAGE)  # as if a killed run had only begun to create it
-    store._db.create_table(VEC_IMAGE, schema=_vec_schema(48))
+    store._db.drop_table(ImageText.collection)  # as if a killed run had only begun to create it
+    store._db.create_table(ImageText.collection, schema=_vec_schema(48))
     for manifest in (tmp_path / "idx" / "lance" / "vec_image.lance" / "_versions").glob(
         "*.manifest"
     ):

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from polylens.search.ann import VectorIndex, build_ann, load_ann, save_ann, sync_ann
+from polylens.representations.ann import VectorIndex, build_ann, load_ann, save_ann, sync_ann
 
 
 def _clustered(n: int, dim: int = 64, centres: int = 40, seed: int = 0) -> np.ndarray:

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from polylens.errors import StoreError
-from polylens.store.base import FILES, ITEMS, VEC_TEXT, Filter
+from polylens.store.base import FILES, ITEMS, Filter
 from polylens.store.lance import LanceStore
+
+VEC_TEXT = "vec_text"
 
 
 def _item(i: int, kind: str, text: str, h: str = "h") -> dict:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from polylens.search.lexical import K1, B, Bm25Index, Vocabulary, analyse
+from polylens.representations.lexical import K1, B, Bm25Index, Vocabulary, analyse
 
 
 def test_analyser_folds_stems_and_drops_stop_words() -> None:

@@ -100,6 +100,13 @@ def print_summary(summary: RunSummary, console: Console) -> None:
             )
 
 
+def _names(values: list[str] | None) -> tuple[str, ...] | None:
+    """``--with a --with b`` and ``--with a,b`` alike."""
+    if not values:
+        return None
+    return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+
+
 def index(
     paths: Annotated[
         list[Path],
@@ -122,6 +129,23 @@ def index(
         typer.Option(
             help="Text embedder: minilm (bundled), hf-hub:ORG/NAME, a local dir, or none.",
             metavar="MODEL",
+        ),
+    ] = None,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Add a representation (repeatable; image, text, bm25, phash, or a plugin's); "
+            "items already indexed get it too.",
+            metavar="NAME",
+        ),
+    ] = None,
+    without: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--without",
+            help="Leave a representation out (repeatable); an existing one's data is dropped.",
+            metavar="NAME",
         ),
     ] = None,
     ocr: Annotated[
@@ -154,6 +178,8 @@ def index(
             index_dir or default_index(),
             image_model=image_model,
             text_model=text_model,
+            with_=_names(with_),
+            without=_names(without),
             ocr=ocr,
             device=device,
             batch_size=batch_size,

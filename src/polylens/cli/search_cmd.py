@@ -63,12 +63,16 @@ def search(
             raise InputError("give a QUERY, --image FILE, or both")
         # The query image is read before the index opens and any model loads, so a
         # wrong file is reported at once, by name.
-        from polylens.engine import open_index, read_query_image
+        from polylens.engine import open_index
+        from polylens.ingest.images import read_query_image
 
-        picture = read_query_image(image) if image is not None else None
+        if image is not None:
+            read_query_image(image)
         with open_index(index_dir or default_index(), create=False, serve_from_memory=False) as idx:
+            # The path, not the picture: an indexed exact copy of the file is recognised
+            # by its content hash.
             hits = idx.search(
-                query, image=picture, k=k, kind=[c.value for c in kind] if kind else None
+                query, image=image, k=k, kind=[c.value for c in kind] if kind else None
             )
     for warning in hits.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

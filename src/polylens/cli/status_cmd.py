@@ -37,6 +37,40 @@ def status(
     print_status(st)
 
 
+def _state(available: bool, reason: str | None, summary: str | None) -> str:
+    if summary == "disabled" or (not available and not reason):
+        return "off"
+    if available and not reason:
+        return "ok"
+    return f"[yellow]{summary or reason}[/]"
+
+
+def _table(st: IndexStatus) -> Table:
+    """One row per representation (its model, or what it computes), then OCR; an index
+    recorded before representations were listed shows its models."""
+    models = {m.role: m for m in st.models}
+    if not st.representations:
+        table = Table("role", "model", "dim", "state", header_style="bold")
+        for m in st.models:
+            table.add_row(
+                m.role, m.name, str(m.dim or ""), _state(m.available, m.reason, m.summary)
+            )
+        return table
+    table = Table("representation", "model", "dim", "state", header_style="bold")
+    for rep in st.representations:
+        model = models.get(rep.name)
+        if model is not None:
+            state = _state(model.available, model.reason, model.summary)
+            table.add_row(rep.name, model.name, str(model.dim or ""), state)
+        else:
+            state = _state(rep.available, rep.reason, None)
+            table.add_row(rep.name, rep.resolved or "", str(rep.dim or ""), state)
+    ocr = models.get("ocr")
+    if ocr is not None:
+        table.add_row("(ocr)", ocr.name, "", _state(ocr.available, ocr.reason, ocr.summary))
+    return table
+
+
 def print_status(st: IndexStatus) -> None:
     """Readable at 80 columns: short reasons in the table, each full reason once below."""
     out = out_console
@@ -49,16 +83,7 @@ def print_status(st: IndexStatus) -> None:
         f"files: {st.files}   items: " + ", ".join(f"{k} {v}" for k, v in st.items.items()),
         highlight=False,
     )
-    models = Table("role", "model", "dim", "state", header_style="bold")
-    for m in st.models:
-        if m.summary == "disabled" or (not m.available and not m.reason):
-            state = "off"
-        elif m.available and not m.reason:
-            state = "ok"
-        else:
-            state = f"[yellow]{m.summary or m.reason}[/]"
-        models.add_row(m.role, m.name, str(m.dim or ""), state)
-    out.print(models)
+    out.print(_table(st))
     explained = []
     for m in st.models:
         if m.reason and m.reason != m.summary:

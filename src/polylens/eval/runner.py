@@ -23,7 +23,6 @@ from polylens._lazy import import_or_raise
 from polylens.engine import Index
 from polylens.errors import InputError
 from polylens.eval.datasets import EvalDataset, Qrels, Run
-from polylens.store.base import VEC_IMAGE, VEC_TEXT
 
 DEFAULT_METRICS = (
     "ndcg@10",
@@ -37,14 +36,10 @@ DEFAULT_METRICS = (
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
 NO_RESULT = "__no_result__"
 
-# name -> retrievers; "hybrid" is what `polylens search` does by default.
-CONFIGS: dict[str, tuple[str, ...]] = {
-    "bm25": ("bm25",),
-    "dense-text": ("text",),
-    "dense-image": ("image",),
-    "hybrid-text": ("bm25", "text"),
-    "hybrid": ("image", "text", "bm25"),
-}
+# Configurations: "hybrid" is what `polylens search` does (every representation the
+# queries reach), "hybrid-text" fuses the text ones, and each representation alone has its
+# own (its ``eval_name``: bm25, dense-text, dense-image, ...).
+CONFIGS = ("hybrid", "hybrid-text")
 
 _PACKAGES = (
     "polylens",
@@ -90,24 +85,30 @@ class EvalReport:
 def available_configs(index: Index, dataset: EvalDataset) -> dict[str, tuple[str, ...]]:
     """Configurations the index can serve for this dataset's queries, without duplicates."""
     store = index._store  # noqa: SLF001 - evaluation inspects what the index holds
-    have = {"bm25"}
-    if store.has_collection(VEC_TEXT) and store.count(VEC_TEXT) > 0:
-        have.add("text")
-    if store.has_collection(VEC_IMAGE) and store.count(VEC_IMAGE) > 0:
-        have.add("image")
-    if not any(q.text for q in dataset.queries.values()):
-        have &= {"image"}  # image-only queries
+    lineup, meta = index._lineup, index._meta  # noqa: SLF001
+    text_queries = any(q.text for q in dataset.queries.values())
+    reach = "text" if text_queries else "image"  # image-only queries otherwise
+    have = [
+        rep
+        for rep in lineup.recorded(meta)
+        if not rep.supplementary
+        and reach in rep.accepts
+        and (rep.collection is None or store.count(rep.collection) > 0)
+    ]
     out: dict[str, tuple[str, ...]] = {}
     seen: set[frozenset[str]] = set()
-    default = tuple(r for r in CONFIGS["hybrid"] if r in have)  # what `search` does
-    if len(default) >= 2:
-        out["hybrid"] = default
-        seen.add(frozenset(default))
-    for name in ("hybrid-text", "bm25", "dense-text", "dense-image"):
-        wanted = CONFIGS[name]
-        if set(wanted) <= have and frozenset(wanted) not in seen:
-            seen.add(frozenset(wanted))
-            out[name] = wanted
+
+    def offer(name: str, reps: list[Any], minimum: int = 1) -> None:
+        names = tuple(rep.name for rep in reps)
+        if len(names) >= minimum and frozenset(names) not in seen:
+            seen.add(frozenset(names))
+            out[name] = names
+
+    offer("hybrid", have, minimum=2)
+    offer("hybrid-text", [rep for rep in have if rep.modality == "text"], minimum=2)
+    # Alone: lexical before learned, text before image.
+    for rep in sorted(have, key=lambda r: (r.modality != "text", r.model_key is not None)):
+        offer(rep.eval_name, [rep])
     return out
 
 
@@ -209,8 +210,7 @@ def environment(index: Index, seed: int, repeat: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
         "models": {
-            "image": asdict(meta.image_model) if meta.image_model else None,
-            "text": asdict(meta.text_model) if meta.text_model else None,
+            **{name: asdict(record) for name, record in (meta.representations or {}).items()},
             "ocr": "rapidocr-onnxruntime" if index.config.ocr else None,
         },
         "index_config": asdict(index.config),
@@ -241,9 +241,12 @@ def evaluate_index(
             "need an image-text model)"
         )
     chosen = list(configs) if configs else list(offered)
-    unknown = [c for c in chosen if c not in CONFIGS]
+    known = {*CONFIGS, *(rep.eval_name for rep in index._lineup.registry_reps())}  # noqa: SLF001
+    unknown = [c for c in chosen if c not in known]
     if unknown:
-        raise InputError(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
+        raise InputError(
+            f"unknown configuration(s) {unknown}; choose from {', '.join(sorted(known))}"
+        )
     unavailable = [c for c in chosen if c not in offered]
     if unavailable:
         raise InputError(

@@ -1,10 +1,12 @@
-"""Give items indexed while a model was unavailable that model's vectors.
+"""Give the items already indexed the data of a representation they lack.
 
-An index built offline holds items without image embeddings; once the image model can
-be loaded, the next run finds the items that lack vectors and encodes only those,
-decoding only what the model reads: pixels for images and pages (no OCR, no text
-layer), the stored text for passages. Item rows are not rewritten. Rows are upserts
-keyed by item, so a back-fill killed midway resumes where it stopped.
+Two cases, one mechanism: a representation added to an existing index (``--with NAME``),
+and a model that was unavailable when the items were indexed (an index built offline
+holds items without image embeddings until the image model can be loaded). The run finds
+the items that lack the representation's rows and encodes only those, decoding only what
+it reads: pixels for images and pages (no OCR, no text layer), the stored text otherwise.
+Item rows are not rewritten, nothing else is re-encoded. Rows are upserts keyed by item,
+so a back-fill killed midway resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -16,13 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polylens.config import IndexConfig
-from polylens.ingest.encoding import image_space_rows, text_rows
 from polylens.ingest.events import ProgressEvents
 from polylens.ingest.units import StageClock, Unit, UnitMaker, reason_of
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Store, chunked
-
-COLLECTION = {"image": VEC_IMAGE, "text": VEC_TEXT}
-_PICTURES = ("image", "page")
+from polylens.representations.base import PICTURE_KINDS, Bound, pixel_preparers
+from polylens.store.base import FILES, ITEMS, Store, chunked
 
 
 @dataclass
@@ -38,48 +37,51 @@ class BackFill:
         self,
         store: Store,
         config: IndexConfig,
-        encoders: dict[str, Any],
         *,
         clock: StageClock,
         events: ProgressEvents,
     ) -> None:
         self.store = store
         self.config = config
-        self.encoders = encoders
         self.clock = clock
         self.events = events
         self.problems: list[str] = []
         """Files whose pixels could not be read again (they keep their other vectors)."""
 
-    def run(self, roles: Sequence[str]) -> int:
-        """Fill in ``roles``' vectors; returns how many items got vectors."""
+    def run(self, bound: Sequence[Bound]) -> int:
+        """Fill in each representation's rows; returns how many items got some."""
         filled = 0
-        for role in roles:
-            encoder = self.encoders[role]
-            self.store.ensure_collection(COLLECTION[role], vector_dim=encoder.dim)
-            missing = self._missing(role)
+        for one in bound:
+            if one.rep.collection is None:
+                continue  # it reads the items' own columns: nothing to fill in
+            one.rep.ensure_storage(self.store, one.model)
+            missing = self._missing(one)
             if not missing:
                 continue
             total = sum(len(c.units) for c in missing.values())
-            self.events.phase(f"filling in {role} vectors", total=total)
-            filled += self._fill(role, missing)
+            self.events.phase(
+                f"filling in {one.rep.stored_as or one.rep.name + ' data'}", total=total
+            )
+            filled += self._fill(one, missing)
         if filled:
             self.events.phase("optimising indexes")
             self.store.optimize(ann_min_rows=self.config.ann_min_rows)
         return filled
 
-    def _missing(self, role: str) -> dict[str, _Content]:
-        """Items of completely indexed contents without vectors of ``role``, by content."""
+    def _missing(self, one: Bound) -> dict[str, _Content]:
+        """Items of completely indexed contents without rows of ``one``, by content."""
         files: dict[str, dict[str, Any]] = {}
         for row in self.store.get(FILES):
             files.setdefault(row["content_hash"], row)
-        collection = COLLECTION[role]
+        collection = one.rep.collection
+        assert collection is not None
         have = set(self.store.scan(collection, ["item_id"]).column("item_id").to_pylist())
         columns = ["id", "content_hash", "kind", "page", "chunk", "text"]
         missing: dict[str, _Content] = {}
         for item in self.store.scan(ITEMS, columns).to_pylist():
             file = files.get(item["content_hash"])
-            if file is None or item["id"] in have or not self._needs(role, item):
+            item["text"] = item["text"] or ""
+            if file is None or item["id"] in have or not one.rep.wants(item, self.config):
                 continue
             content = missing.setdefault(item["content_hash"], _Content(file))
             content.units.append(
@@ -94,62 +96,40 @@ class BackFill:
             )
         return missing
 
-    def _needs(self, role: str, item: dict[str, Any]) -> bool:
-        has_text = bool((item["text"] or "").strip())
-        if role == "text":
-            return has_text
-        if item["kind"] in _PICTURES:
-            return True
-        return has_text and self.config.text_in_image_space
-
-    def _fill(self, role: str, missing: dict[str, _Content]) -> int:
+    def _fill(self, one: Bound, missing: dict[str, _Content]) -> int:
         filled = 0
         batch: list[Unit] = []
-        for units in self._ready_units(role, missing):
+        for units in self._ready_units(one, missing):
             batch.extend(units)
             if len(batch) >= self.config.commit_every:
-                filled += self._write(role, batch)
+                filled += self._write(one, batch)
                 batch = []
         if batch:
-            filled += self._write(role, batch)
+            filled += self._write(one, batch)
         return filled
 
-    def _write(self, role: str, units: list[Unit]) -> int:
-        encoder, config = self.encoders[role], self.config
+    def _write(self, one: Bound, units: list[Unit]) -> int:
         rows: list[dict[str, Any]] = []
-        for part in chunked(units, config.batch_size):
-            if role == "image":
-                text_space = config.text_in_image_space
-                rows += image_space_rows(
-                    encoder, part, text_in_image_space=text_space, clock=self.clock
-                )
-            else:
-                window = config.text_vector_chars
-                rows += text_rows(encoder, part, window_chars=window, clock=self.clock)
+        for part in chunked(units, self.config.batch_size):
+            rows += one.rep.encode(one.model, part, self.config, self.clock)
             self.events.units_encoded(len(part))
+        assert one.rep.collection is not None
         for part in chunked(rows, 4096):
-            self.store.upsert(COLLECTION[role], part)
+            self.store.upsert(one.rep.collection, part)
         return len({row["item_id"] for row in rows})
 
-    def _ready_units(self, role: str, missing: dict[str, _Content]) -> Iterator[list[Unit]]:
+    def _ready_units(self, one: Bound, missing: dict[str, _Content]) -> Iterator[list[Unit]]:
         """Units ready to encode: text as stored; pictures decoded again on threads, a
         bounded number of contents ahead so memory stays a few batches."""
         needs_pixels = []
         for content in missing.values():
-            if role == "image" and content.units[0].kind in _PICTURES:
+            if one.rep.needs.pixels and content.units[0].kind in PICTURE_KINDS:
                 needs_pixels.append(content)
             else:
                 yield content.units
         if not needs_pixels:
             return
-        encoder = self.encoders["image"]
-        maker = UnitMaker(
-            self.config,
-            want_images=True,
-            ocr=None,
-            clock=self.clock,
-            prepare=getattr(encoder, "prepare_image", None),
-        )
+        maker = UnitMaker(self.config, ocr=None, clock=self.clock, prepare=pixel_preparers([one]))
         ahead = max(2, self.config.batch_size)
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             for group in chunked(needs_pixels, ahead):
@@ -171,7 +151,7 @@ class BackFill:
                 decoded = maker.pdf_pages(path, file["content_hash"], span, skip=set())
                 decoded = [u for u in decoded if u.item_id in wanted]
         except Exception as exc:  # noqa: BLE001 - one unreadable file must not end the fill
-            self.problems.append(f"{path}: could not fill in image vectors: {reason_of(exc)}")
+            self.problems.append(f"{path}: could not fill in its pixels' data: {reason_of(exc)}")
             return []
         by_id = {u.item_id: u for u in content.units}
         for unit in decoded:  # keep the stored text; take only the pixels

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from polylens.ingest.sources import under_any
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store
+from polylens.store.base import FILES, ITEMS, Filter, Store
 
 
 def stale_paths(
@@ -29,10 +29,11 @@ def stale_paths(
     return stale
 
 
-def collect_garbage(store: Store) -> None:
-    """Delete items and vectors of contents that no file row references any more."""
+def collect_garbage(store: Store, collections: Sequence[str]) -> None:
+    """Delete items, and rows of the representations' ``collections``, of contents that no
+    file row references any more."""
     referenced: set[Any] = store.distinct(FILES, "content_hash")
-    for collection in (ITEMS, VEC_IMAGE, VEC_TEXT):
+    for collection in (ITEMS, *collections):
         if not store.has_collection(collection):
             continue
         orphaned = store.distinct(collection, "content_hash") - referenced

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -24,30 +23,29 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from polylens.config import IndexConfig
-from polylens.encoders.base import ImageTextEncoder, TextEncoder
 from polylens.encoders.ocr import RapidOcr
 from polylens.errors import InputError, PolylensError
 from polylens.ingest.cleanup import collect_garbage, stale_paths
-from polylens.ingest.encoding import image_space_rows, text_rows
 from polylens.ingest.events import ProgressEvents
 from polylens.ingest.sniff import sniff
 from polylens.ingest.sources import (
-    FoundFile,
     WalkProblem,
     content_hash,
     has_media_extension,
     walk,
 )
-from polylens.ingest.tasks import Piece, Plan, Task
+from polylens.ingest.tasks import Piece, Plan, Task, file_row, yield_to_the_encoder
 from polylens.ingest.units import StageClock, Unit, UnitMaker, reason_of
-from polylens.store.base import FILES, ITEMS, VEC_IMAGE, VEC_TEXT, Filter, Store, chunked
+from polylens.representations.base import Bound, pixel_preparers
+from polylens.store.base import FILES, ITEMS, Filter, Store, chunked
 from polylens.types import FileFailure, RunSummary
 
 log = logging.getLogger(__name__)
 
 PDF_PAGES_PER_PIECE = 8
 
-Encoders = tuple[ImageTextEncoder | None, TextEncoder | None, RapidOcr | None]
+Models = tuple[list[Bound], RapidOcr | None]
+"""The representations this run can write (model loaded), and OCR if on."""
 
 
 class Ingestor:
@@ -56,16 +54,18 @@ class Ingestor:
         store: Store,
         config: IndexConfig,
         *,
-        load_encoders: Callable[[], Encoders],
+        load_models: Callable[[], Models],
+        collections: Sequence[str] = (),
         exclude: Sequence[str] = (),
         events: ProgressEvents | None = None,
         rehash: bool = False,
     ) -> None:
         self.store = store
         self.config = config
-        self._load_encoders = load_encoders
-        self.image_encoder: ImageTextEncoder | None = None
-        self.text_encoder: TextEncoder | None = None
+        self._load_models = load_models
+        self.collections = list(collections)
+        """Every representation collection of the index (garbage collection visits them)."""
+        self.bound: list[Bound] = []
         self.ocr: RapidOcr | None = None
         self.exclude = list(exclude)
         self.events = events or ProgressEvents()
@@ -90,9 +90,10 @@ class Ingestor:
         plan = self._plan(roots, known, complete_hashes)
         if plan.tasks:  # models load only when there is something to encode
             t0 = time.perf_counter()
-            self.image_encoder, self.text_encoder, self.ocr = self._load_encoders()
+            self.bound, self.ocr = self._load_models()
             self.clock.add("load_models", t0)
-            self._ensure_vector_collections()
+            for bound in self.bound:
+                bound.rep.ensure_storage(self.store, bound.model)
             self.events.phase("reading and encoding", total=len(plan.tasks))
         self._encode_and_write(plan)
         self.events.phase("writing")
@@ -109,7 +110,7 @@ class Ingestor:
             1 for p in stale if p not in self._claimed and p not in self._failed_paths
         )
         t0 = time.perf_counter()
-        collect_garbage(self.store)
+        collect_garbage(self.store, self.collections)
         self.clock.add("gc", t0)
         self.events.phase("optimising indexes")
         t0 = time.perf_counter()
@@ -120,12 +121,6 @@ class Ingestor:
         return self.summary
 
     # -- plan --------------------------------------------------------------------
-    def _ensure_vector_collections(self) -> None:
-        if self.image_encoder is not None:
-            self.store.ensure_collection(VEC_IMAGE, vector_dim=self.image_encoder.dim)
-        if self.text_encoder is not None:
-            self.store.ensure_collection(VEC_TEXT, vector_dim=self.text_encoder.dim)
-
     def _fail(self, path: str, reason: str) -> None:
         self._failed_paths.add(path)
         self.summary.failed += 1
@@ -176,7 +171,7 @@ class Ingestor:
                     self.summary.skipped += 1
                     self.summary.skipped_files.append(FileFailure(entry.path, reason))
                 continue
-            row = self._file_row(entry, digest, kind, 0)
+            row = file_row(entry, digest, kind, 0)
             if old is not None and old["content_hash"] == digest:
                 self.summary.unchanged += 1  # touched, not changed: refresh size/mtime only
                 row["n_items"] = old["n_items"]
@@ -220,18 +215,6 @@ class Ingestor:
         self.events.planned(len(plan.tasks))
         return plan
 
-    @staticmethod
-    def _file_row(entry: FoundFile, digest: str, kind: str, n_items: int) -> dict[str, Any]:
-        return {
-            "path": entry.path,
-            "content_hash": digest,
-            "file_kind": kind,
-            "size": entry.size,
-            "mtime_ns": entry.mtime_ns,
-            "n_items": n_items,
-            "indexed_at": time.time(),
-        }
-
     # -- decode / encode / write ----------------------------------------------------
     def _pieces(self, tasks: list[Task], maker: UnitMaker) -> Iterator[Piece]:
         for task in tasks:
@@ -273,14 +256,13 @@ class Ingestor:
 
     def _encode_and_write(self, plan: Plan) -> None:
         maker = UnitMaker(
-            self.config,
-            want_images=self.image_encoder is not None,
-            ocr=self.ocr,
-            clock=self.clock,
-            prepare=getattr(self.image_encoder, "prepare_image", None),
+            self.config, ocr=self.ocr, clock=self.clock, prepare=pixel_preparers(self.bound)
         )
         pending: list[Unit] = []
-        encoded: dict[str, list[dict[str, Any]]] = {ITEMS: [], VEC_IMAGE: [], VEC_TEXT: []}
+        encoded: dict[str, list[dict[str, Any]]] = {ITEMS: []}
+        for bound in self.bound:
+            if bound.rep.collection is not None:
+                encoded[bound.rep.collection] = []
         owners: dict[Task, None] = {}  # insertion-ordered set of unfinished tasks
         # Pieces decoded ahead: at least a batch and a half, so that while the model
         # runs the decode threads fill the next batch instead of waiting for it (with a
@@ -290,7 +272,7 @@ class Ingestor:
         with ThreadPoolExecutor(
             max_workers=self.config.workers,
             thread_name_prefix="decode",
-            initializer=_yield_to_the_encoder,
+            initializer=yield_to_the_encoder,
         ) as pool:
             inflight: deque[tuple[Piece, Future[list[Unit]]]] = deque()
             pieces = self._pieces(plan.tasks, maker)
@@ -333,24 +315,11 @@ class Ingestor:
             self._flush(encoded, owners, plan, final=True)
 
     def _encode(self, units: list[Unit], out: dict[str, list[dict[str, Any]]]) -> None:
-        if self.image_encoder is not None:
-            out[VEC_IMAGE].extend(
-                image_space_rows(
-                    self.image_encoder,
-                    units,
-                    text_in_image_space=self.config.text_in_image_space,
-                    clock=self.clock,
+        for bound in self.bound:
+            if bound.rep.collection is not None:
+                out[bound.rep.collection].extend(
+                    bound.rep.encode(bound.model, units, self.config, self.clock)
                 )
-            )
-        if self.text_encoder is not None:
-            out[VEC_TEXT].extend(
-                text_rows(
-                    self.text_encoder,
-                    units,
-                    window_chars=self.config.text_vector_chars,
-                    clock=self.clock,
-                )
-            )
         for unit in units:
             out[ITEMS].append(
                 {
@@ -365,7 +334,7 @@ class Ingestor:
                     "height": unit.height,
                 }
             )
-            unit.image = None  # release pixels as soon as they are encoded
+            unit.inputs = {}  # release pixels as soon as they are encoded
         self.events.units_encoded(len(units))
 
     def _flush(
@@ -378,7 +347,7 @@ class Ingestor:
     ) -> None:
         t0 = time.perf_counter()
         # vectors, then items, then files: each visible only once what it points at is.
-        for collection in (VEC_IMAGE, VEC_TEXT, ITEMS):
+        for collection in [*(c for c in encoded if c != ITEMS), ITEMS]:
             for part in chunked(encoded[collection], 4096):
                 self.store.upsert(collection, part)
         self.summary.items_written += len(encoded[ITEMS])
@@ -395,9 +364,7 @@ class Ingestor:
                 owners.pop(task, None)
             elif task.complete:
                 total = task.items + len(task.skip)
-                file_rows.append(
-                    self._file_row(task.found, task.content_hash, task.file_kind, total)
-                )
+                file_rows.append(file_row(task.found, task.content_hash, task.file_kind, total))
                 done.append(task)
                 owners.pop(task, None)
         finished = {t.content_hash: t for t in done}
@@ -429,16 +396,3 @@ class Ingestor:
                 self.summary.updated += 1
             self.events.file_done(task.found.path, task.items + len(task.skip))
         self.clock.add("write", t0)
-
-
-def _yield_to_the_encoder() -> None:
-    """Lower this decode thread's CPU priority (Linux: per thread).
-
-    The encoder's intra-op threads meet at a barrier after every operator, so a decode
-    thread that takes a core from one of them stalls all of them: on two cores that
-    halved the encoder's rate. At a lower priority, decoding fills the encoder's idle
-    moments instead, and still gets the cores whenever the encoder waits for input."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not permitted: run as is
-        pass

@@ -96,23 +96,3 @@ def _split_long(block: str, target_chars: int) -> list[str]:
     if current:
         pieces.append(current)
     return pieces or [block]
-
-
-def windows(text: str, size: int) -> list[str]:
-    """Cut long text into embedder-sized windows at whitespace (for multi-vector text)."""
-    text = text.strip()
-    if len(text) <= size:
-        return [text] if text else []
-    out: list[str] = []
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        if end < len(text):
-            space = text.rfind(" ", start + size // 2, end)
-            newline = text.rfind("\n", start + size // 2, end)
-            end = max(space, newline) if max(space, newline) > start else end
-        piece = text[start:end].strip()
-        if piece:
-            out.append(piece)
-        start = end
-    return out

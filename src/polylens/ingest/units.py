@@ -2,9 +2,10 @@
 
 This is the *decode* stage: it runs on worker threads ahead of the encoders, so it must
 only read files, decode, render and OCR, never touch the store or the models' state.
-The image-text model's own resize and crop (``prepare``, thread-safe) also run here, so
-the encoder thread only normalises and runs the model, and each unit waiting for its
-batch holds a small array instead of a decoded picture.
+Each representation that reads pixels turns the picture into its own input here
+(``prepare``, thread-safe: the image-text model's resize and crop, a perceptual hash), so
+the encoder thread only runs models, and each unit waiting for its batch holds small
+inputs instead of a decoded picture.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from polylens.config import IndexConfig
@@ -21,6 +21,7 @@ from polylens.errors import CorruptFileError, InputError, PolylensError
 from polylens.ingest.images import load_image, source_size
 from polylens.ingest.pdf import PdfFile, has_text_layer
 from polylens.ingest.text import decode_text, split_passages
+from polylens.types import StageClock, Unit
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +32,6 @@ are 224-384 px; some headroom keeps the model's own resize a downscale)."""
 MAX_TEXT_BYTES = 64 << 20
 CLIP_RENDER_SIDE = 1024
 OCR_RENDER_SIDE = 2400
-
-
-@dataclass
-class Unit:
-    item_id: str
-    content_hash: str
-    kind: str
-    page: int | None = None
-    chunk: int | None = None
-    text: str = ""
-    text_source: str | None = None
-    image: Any = None  # input for the image-text model (see UnitMaker.prepare), or None
-    width: int | None = None
-    height: int | None = None
-
-
-@dataclass
-class StageClock:
-    """Seconds spent per stage, summed over threads (so it can exceed wall time)."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def add(self, stage: str, started: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + (time.perf_counter() - started)
 
 
 def item_id(content_hash: str, kind: str, number: int | None) -> str:
@@ -70,27 +47,24 @@ class UnitMaker:
         self,
         config: IndexConfig,
         *,
-        want_images: bool,
         ocr: RapidOcr | None,
         clock: StageClock,
-        prepare: Callable[[Any], Any] | None = None,
+        prepare: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         self.config = config
-        self.want_images = want_images
+        self.prepare = prepare or {}
+        self.want_images = bool(self.prepare)
         self.ocr = ocr
         self.clock = clock
-        self.prepare = prepare
 
-    def _for_model(self, image: Any) -> Any:
-        """What the image-text model gets for ``image`` (None when it is not wanted)."""
-        if not self.want_images:
-            return None
-        if self.prepare is None:
-            return image
+    def _inputs(self, image: Any) -> dict[str, Any]:
+        """Each pixel-reading representation's input made from ``image``."""
+        if image is None:
+            return {}
         started = time.perf_counter()
-        prepared = self.prepare(image)
+        inputs = {name: prepare(image) for name, prepare in self.prepare.items()}
         self.clock.add("resize", started)
-        return prepared
+        return inputs
 
     def _load(self, path: str, *, reduced: bool) -> Any:
         return load_image(
@@ -133,7 +107,7 @@ class UnitMaker:
                 "image",
                 text=text,
                 text_source="ocr" if text else None,
-                image=self._for_model(image),
+                inputs=self._inputs(image),
                 width=width,
                 height=height,
             )
@@ -184,7 +158,7 @@ class UnitMaker:
                         page=number,
                         text=text,
                         text_source=source if text else None,
-                        image=self._for_model(image) if image is not None else None,
+                        inputs=self._inputs(image),
                         width=image.size[0] if image is not None else None,
                         height=image.size[1] if image is not None else None,
                     )

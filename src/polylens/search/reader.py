@@ -9,18 +9,17 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from polylens.ingest.sources import under_any
+from polylens.representations.base import Representation
 from polylens.store.base import FILES, ITEMS, Filter, Store
 
 
 class Reader(Protocol):
-    def has_vectors(self, name: str) -> bool: ...
-
-    def nearest(self, name: str, vector: Any, k: int, where: Filter | None) -> list[str]:
-        """Item ids of the ``k`` nearest vectors (an item may appear more than once)."""
+    def has(self, rep: Representation) -> bool:
+        """Whether the index holds data of ``rep`` (its collection exists)."""
         ...
 
-    def bm25(self, text: str, k: int, where: Filter | None) -> list[str]:
-        """Item ids of the BM25 top ``k``."""
+    def part(self, name: str) -> Any:
+        """The representation's in-memory part, or None: it answers from the store."""
         ...
 
     def items_and_paths(
@@ -39,14 +38,11 @@ class StoreReader:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def has_vectors(self, name: str) -> bool:
-        return self.store.has_collection(name)
+    def has(self, rep: Representation) -> bool:
+        return rep.collection is None or self.store.has_collection(rep.collection)
 
-    def nearest(self, name: str, vector: Any, k: int, where: Filter | None) -> list[str]:
-        return [r.row["item_id"] for r in self.store.search_vector(name, vector, k, where)]
-
-    def bm25(self, text: str, k: int, where: Filter | None) -> list[str]:
-        return [r.row["id"] for r in self.store.search_text(ITEMS, text, k, where)]
+    def part(self, name: str) -> Any:
+        return None
 
     def items_and_paths(
         self, ids: Sequence[str]

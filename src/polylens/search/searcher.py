@@ -1,9 +1,10 @@
-"""Query planning: which retrievers a query runs, fused, then resolved to typed hits.
+"""Query planning: which representations a query reaches, fused, then resolved to hits.
 
-* text query  -> image-text (CLIP text tower vs image/page vectors), dense text, BM25
-* image query -> image -> image
-* image + text -> a composed image-text vector (weighted sum of both embeddings), plus
-  dense text and BM25 for the text part, weighted by the text's share.
+Every representation of the index that accepts a part of the query (text, image, a stored
+item) ranks items; the lists are fused by reciprocal rank, and lists a representation
+marks as pinned (exact and near copies of a query image) go first. A representation whose
+model is unavailable is skipped with a reason; an image query that no representation can
+answer is refused (or, with text beside it, answered for the text with a warning).
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from polylens.config import IndexConfig
-from polylens.encoders.base import ImageTextEncoder, TextEncoder, normalise
 from polylens.errors import InputError
-from polylens.search.fusion import reciprocal_rank_fusion
+from polylens.representations.base import Bound, Query, Ranked, SearchContext
+from polylens.search.fusion import Fused, reciprocal_rank_fusion
 from polylens.search.reader import Reader
 from polylens.search.snippets import snippet
-from polylens.store.base import VEC_IMAGE, VEC_TEXT, Filter
+from polylens.store.base import Filter, Store
 from polylens.types import KINDS, Hit, SearchResults
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +35,14 @@ class SearchRequest:
     kinds: tuple[str, ...] | None = None
     offset: int = 0
     retrievers: tuple[str, ...] | None = None
-    """Subset of RETRIEVERS to run (None: every one the index supports)."""
+    """Representations to use (None: every one the index has)."""
     content_hashes: tuple[str, ...] | None = None
     """Restrict results to these contents (how a path-prefix filter reaches the store)."""
-    vector: Any = None
-    """A stored image-space vector to search by ("more like this")."""
+    item_id: str | None = None
+    """More like this: search by what the representations stored for this item."""
+    image_digest: str | None = None
+    """The content hash of the query image's bytes (exact copies are recognised by it)."""
     exclude_ids: tuple[str, ...] = ()
-
-
-RETRIEVERS = ("image", "text", "bm25")
 
 
 class Searcher:
@@ -53,106 +51,102 @@ class Searcher:
         reader: Reader,
         config: IndexConfig,
         *,
-        image_encoder: ImageTextEncoder | None,
-        text_encoder: TextEncoder | None,
+        bound: Sequence[Bound],
+        store: Store,
+        index_dir: Path | None = None,
         unavailable: dict[str, str] | None = None,
     ) -> None:
         self.reader = reader
         """The store, or the in-memory snapshot of its current version."""
         self.config = config
-        self.image_encoder = image_encoder
-        self.text_encoder = text_encoder
+        self.bound = list(bound)
+        """The index's representations with their models (None: unavailable)."""
+        self.store = store
+        self.index_dir = index_dir
         self.unavailable = unavailable or {}
-        """Why a role cannot be searched (by role), for the messages users see."""
+        """Why a representation cannot be searched (by name), for the messages users see."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in self.bound)
 
     def search(self, request: SearchRequest) -> SearchResults:
-        check_request(request, has_image=request.image is not None)
+        check_request(request, has_image=request.image is not None, known=self.names)
         text = (request.text or "").strip()
         warnings: list[str] = []
-        use = frozenset(request.retrievers or RETRIEVERS)
+        use = [b for b in self.bound if request.retrievers is None or b.name in request.retrievers]
         where = Filter(
             kinds=tuple(request.kinds) if request.kinds else None,
             content_hashes=request.content_hashes,
         )
-        wanted = request.k + request.offset
-        depth = max(50, 3 * wanted)
-        if request.vector is not None:
-            ranked = {"image": self.reader.nearest(VEC_IMAGE, request.vector, depth, where)}
-            weights = {"image": 1.0}
-        else:
-            ranked, weights = self._retrieve(text, request.image, depth, where, use, warnings)
-        fused = reciprocal_rank_fusion(ranked, weights=weights, k=self.config.rrf_k)
+        depth = max(50, 3 * (request.k + request.offset))
+        image = self._usable_image(request.image, text, use, warnings)
+        query = Query(
+            text="" if request.item_id else text,
+            image=None if request.item_id else image,
+            item_id=request.item_id,
+            text_share=1.0 if image is None else 1.0 - self.config.image_query_weight,
+            image_digest=request.image_digest if image is not None else None,
+        )
+        ranked = self._retrieve(query, use, depth, where, warnings)
+        fused = _fuse(ranked, self.config.rrf_k)
         if request.exclude_ids:
             fused = [f for f in fused if f.id not in request.exclude_ids]
         hits, has_more = self._resolve(fused, text, request.offset, request.k)
         return SearchResults(hits, warnings=warnings, has_more=has_more)
 
     # -- retrieval -----------------------------------------------------------------
+    def _ready(self, bound: Bound) -> bool:
+        return bound.model is not None and self.reader.has(bound.rep)
+
+    def _usable_image(self, image: Any, text: str, use: list[Bound], warnings: list[str]) -> Any:
+        if image is None:
+            return None
+        takers = [b for b in use if "image" in b.rep.accepts and not b.rep.supplementary]
+        if any(self._ready(b) for b in takers):
+            return image
+        reasons = [self.unavailable[b.name] for b in takers if b.name in self.unavailable]
+        reason = reasons[0] if reasons else "the index has no image embeddings"
+        if not text:
+            raise InputError(f"cannot search by image: {reason}")
+        # The text part still runs, at full weight, and the caller is told why the image
+        # part did not.
+        warnings.append(f"image search is unavailable: {reason}; results are for the text only")
+        return None
+
     def _retrieve(
         self,
-        text: str,
-        image: Image.Image | None,
+        query: Query,
+        use: list[Bound],
         depth: int,
-        where: Filter | None,
-        use: frozenset[str],
+        where: Filter,
         warnings: list[str],
-    ) -> tuple[dict[str, list[str]], dict[str, float]]:
-        cfg = self.config
-        ranked: dict[str, list[str]] = {}
-        weights: dict[str, float] = {}
-        has_images = (
-            "image" in use and self.image_encoder is not None and self.reader.has_vectors(VEC_IMAGE)
-        )
-        if image is not None and not has_images:
-            reason = self.unavailable.get("image") or "the index has no image embeddings"
-            if not text:
-                raise InputError(f"cannot search by image: {reason}")
-            # The text part still runs, at full weight, and the caller is told why the
-            # image part did not.
-            warnings.append(f"image search is unavailable: {reason}; results are for the text only")
-            image = None
-        text_share = 1.0 if image is None else 1.0 - cfg.image_query_weight
-        if has_images:
-            assert self.image_encoder is not None
-            vector = None
-            if image is not None:
-                vector = self.image_encoder.embed_images([image])[0]
-                if text:
-                    query = self.image_encoder.embed_queries([text])[0]
-                    w = cfg.image_query_weight
-                    vector = normalise(w * vector + (1.0 - w) * query)[0]
-            elif text:
-                vector = self.image_encoder.embed_queries([text])[0]
-            visual_where = where
-            if image is None:
-                # A text query in image space looks at pictures only: text-to-text similarity
-                # in a CLIP space would drown every text-to-image match.
-                allowed = tuple(
-                    k for k in (where.kinds if where and where.kinds else KINDS) if k != "text"
-                )
-                visual_where = Filter(
-                    kinds=allowed, content_hashes=where.content_hashes if where else None
-                )
-                if not allowed:
-                    vector = None
-            if vector is not None:
-                ranked["image"] = self.reader.nearest(VEC_IMAGE, vector, depth, visual_where)
-                weights["image"] = cfg.weight_image
-        if (
-            text
-            and "text" in use
-            and self.text_encoder is not None
-            and self.reader.has_vectors(VEC_TEXT)
-        ):
-            vector = self.text_encoder.embed_queries([text])[0]
-            ranked["text"] = _dedupe(self.reader.nearest(VEC_TEXT, vector, depth * 3, where))[
-                :depth
-            ]
-            weights["text"] = cfg.weight_text * text_share
-        if text and "bm25" in use:
-            ranked["bm25"] = self.reader.bm25(text, depth, where)
-            weights["bm25"] = cfg.weight_bm25 * text_share
-        return ranked, weights
+    ) -> dict[str, Ranked]:
+        parts = {"text"} if query.text else set()
+        if query.image is not None:
+            parts.add("image")
+        if query.item_id is not None:
+            parts.add("item")
+        ranked: dict[str, Ranked] = {}
+        for bound in use:
+            if not (parts & bound.rep.accepts) or not self._ready(bound):
+                continue
+            ctx = SearchContext(
+                store=self.store,
+                config=self.config,
+                model=bound.model,
+                part=self.reader.part(bound.name),
+                depth=depth,
+                where=where,
+                index_dir=self.index_dir,
+            )
+            answer = bound.rep.retrieve(query, ctx)
+            if answer is not None:
+                ranked[bound.name] = answer
+        primary = {b.name for b in use if not b.rep.supplementary}
+        if not primary & set(ranked):
+            return {}  # supplementary representations only answer beside another one
+        return ranked
 
     # -- resolution ----------------------------------------------------------------
     def _resolve(
@@ -195,9 +189,12 @@ class Searcher:
         return hits, False
 
 
-def check_request(request: SearchRequest, *, has_image: bool) -> None:
-    """Refuse a malformed request before any model loads or store is read."""
-    if not (request.text or "").strip() and not has_image and request.vector is None:
+def check_request(
+    request: SearchRequest, *, has_image: bool, known: Sequence[str] | None = None
+) -> None:
+    """Refuse a malformed request before any model loads or store is read. ``known``:
+    the representation names ``retrievers`` may use (None: not checked yet)."""
+    if not (request.text or "").strip() and not has_image and request.item_id is None:
         raise InputError("a search needs a text query, an image, or both")
     if request.k < 1:
         raise InputError("k must be at least 1")
@@ -208,21 +205,36 @@ def check_request(request: SearchRequest, *, has_image: bool) -> None:
         if unknown:
             raise InputError(f"unknown kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
     if request.retrievers is not None:
-        unknown = set(request.retrievers) - set(RETRIEVERS)
-        if unknown or not request.retrievers:
+        if not request.retrievers:
+            raise InputError("retrievers must name at least one representation")
+        unknown = set(request.retrievers) - set(known) if known is not None else set()
+        if unknown:
             raise InputError(
-                f"unknown retriever(s) {sorted(unknown)}; choose from {', '.join(RETRIEVERS)}"
+                f"unknown retriever(s) {sorted(unknown)}; this index has {', '.join(known or ())}"
             )
 
 
-def _dedupe(ids: list[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for i in ids:
-        if i not in seen:
-            seen.add(i)
-            out.append(i)
-    return out
+def _fuse(ranked: dict[str, Ranked], rrf_k: int) -> list[Fused]:
+    """Reciprocal rank fusion of every list; pinned lists' items first, by their distance,
+    ties (equal hashes, say) in fused order."""
+    fused = reciprocal_rank_fusion(
+        {name: r.ids for name, r in ranked.items()},
+        weights={name: r.weight for name, r in ranked.items()},
+        k=rrf_k,
+    )
+    pinned: dict[str, float] = {}
+    for answer in ranked.values():
+        if answer.pinned:
+            for n, item_id in enumerate(answer.ids):
+                distance = answer.distances[n] if answer.distances else float(n)
+                pinned[item_id] = min(distance, pinned.get(item_id, distance))
+    if not pinned:
+        return fused
+    position = {f.id: n for n, f in enumerate(fused)}
+    ahead = sorted(
+        (f for f in fused if f.id in pinned), key=lambda f: (pinned[f.id], position[f.id])
+    )
+    return ahead + [f for f in fused if f.id not in pinned]
 
 
-__all__ = ["RETRIEVERS", "SearchRequest", "Searcher", "check_request"]
+__all__ = ["SearchRequest", "Searcher", "check_request"]

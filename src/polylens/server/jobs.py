@@ -62,8 +62,7 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         try:
             with self.models_lock:
-                self.index._encoder("image", for_search=False)  # noqa: SLF001
-                self.index._encoder("text", for_search=False)  # noqa: SLF001
+                self.index.load_models(for_search=False)
             summary = self.index.refresh(events=_JobEvents(job))
             job.summary = summary.to_dict()
             job.state = "done"

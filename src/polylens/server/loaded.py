@@ -18,7 +18,7 @@ def searchable_index(state: Any) -> Any:
     if not state.models_ready:
         with state.models_lock:
             if not state.models_ready:
-                state.index._searcher()  # noqa: SLF001 - loads the encoders
+                state.index.load_models()
                 state.models_ready = True
     return state.index
 

@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-# Collection names used by polylens. Each engine creates them with the schemas in
-# polylens.store.schema.
+# The collections every index has (schemas in polylens.store.schema). Each representation
+# names its own beside them (polylens.representations).
 FILES = "files"
 ITEMS = "items"
-VEC_IMAGE = "vec_image"
-VEC_TEXT = "vec_text"
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,19 @@ class Store(ABC):
     """Upsert / delete / search / count / close over named collections."""
 
     @abstractmethod
-    def ensure_collection(self, name: str, *, vector_dim: int | None = None) -> None:
-        """Create ``name`` if missing. Vector collections need ``vector_dim``."""
+    def ensure_collection(
+        self, name: str, *, vector_dim: int | None = None, schema: pa.Schema | None = None
+    ) -> None:
+        """Create ``name`` if missing. Vector collections need ``vector_dim``; other
+        representation collections give their ``schema`` (``id``, ``item_id``,
+        ``content_hash``, ``kind`` and their own columns)."""
 
     @abstractmethod
     def has_collection(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Remove ``name`` and its rows (a representation taken out of the index)."""
 
     @abstractmethod
     def vector_dim(self, name: str) -> int | None:

@@ -153,7 +153,15 @@ class LanceStore(Store):
         return True
 
     @_wrap
-    def ensure_collection(self, name: str, *, vector_dim: int | None = None) -> None:
+    def drop_collection(self, name: str) -> None:
+        self._tables.pop(name, None)
+        if name in self._names():
+            self._db.drop_table(name)
+
+    @_wrap
+    def ensure_collection(
+        self, name: str, *, vector_dim: int | None = None, schema: pa.Schema | None = None
+    ) -> None:
         """Create ``name`` with its indexes, or finish what a killed (or disk-full) run
         left half done: a table listed but never committed, or one missing an index."""
         if name in self._tables:
@@ -168,7 +176,7 @@ class LanceStore(Store):
                 log.info("dropping %s: created by a run that stopped before committing it", name)
                 self._db.drop_table(name)
         if table is None:
-            schema = fixed_schema(name)
+            schema = fixed_schema(name) or schema
             if schema is None:
                 if vector_dim is None:
                     raise StoreError(f"vector collection {name!r} needs a dimension")
@@ -367,7 +375,8 @@ class LanceStore(Store):
     def optimize(self, *, ann_min_rows: int) -> None:
         for name in sorted(self._names()):
             table = self._table(name)
-            if name.startswith("vec_") and table.count_rows() >= ann_min_rows:
+            vectors = "vector" in table.schema.names
+            if vectors and table.count_rows() >= ann_min_rows:
                 has_vector_index = any("vector" in idx.columns for idx in table.list_indices())
                 if not has_vector_index:
                     log.info("building ANN index for %s", name)

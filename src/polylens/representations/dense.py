@@ -1,0 +1,179 @@
+"""What every single-vector representation shares: a vector collection (one or more rows per
+item), its read-model part (exact below a size, a saved FAISS IVF index above), and nearest
+neighbours answered the same way from the store or from memory (cosine, best first)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from polylens.encoders.registry import ModelRegistry
+from polylens.meta import ModelRecord
+from polylens.representations.ann import (
+    REBUILD_DEAD_SHARE,
+    AnnSettings,
+    VectorIndex,
+    ann_paths,
+    build_ann,
+    load_ann,
+    outgrown,
+    save_ann,
+    sync_ann,
+)
+from polylens.representations.base import BuildContext, Representation, SearchContext
+from polylens.representations.masks import FilterMasks
+from polylens.store.base import Filter, Store
+
+log = logging.getLogger(__name__)
+
+
+def matrix_of(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dim = array.type.list_size
+    return array.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+
+
+@dataclass
+class VectorView:
+    """One vector collection aligned to its index's row order."""
+
+    index: VectorIndex
+    item_rows: np.ndarray  # vector row -> item row in the read model, -1 when unknown
+    masks: FilterMasks
+    item_ids: list[str]
+
+    def nearest(self, vector: np.ndarray, k: int, where: Filter | None) -> list[str]:
+        """Item ids of the ``k`` best vectors, one entry per vector row, best first."""
+        rows, _ = self.index.search(vector, k, self.masks(where))
+        items = self.item_rows[rows]
+        return [self.item_ids[i] for i in items[items >= 0]]
+
+
+class DenseRepresentation(Representation):
+    """A model's vectors in ``collection``; ``model_role`` picks its alias table."""
+
+    model_role: str
+
+    def canonical(self, registry: ModelRegistry, name: str) -> str:
+        return registry.canonical(self.model_role, name)  # type: ignore[arg-type]
+
+    def holds_data(self, record: ModelRecord) -> bool:
+        return record.resolved != "none" and record.dim is not None
+
+    def ensure_storage(self, store: Store, model: Any) -> None:
+        assert self.collection is not None
+        store.ensure_collection(self.collection, vector_dim=model.dim)
+
+    def nearest(self, ctx: SearchContext, vector: Any, k: int, where: Filter | None) -> list[str]:
+        if ctx.part is not None:
+            return ctx.part.nearest(vector, k, where)
+        assert self.collection is not None
+        rows = ctx.store.search_vector(self.collection, vector, k, where)
+        return [r.row["item_id"] for r in rows]
+
+    def stored_vector(self, ctx: SearchContext, item_id: str) -> Any:
+        """The item's own vector (its first, for items with several), or None."""
+        assert self.collection is not None
+        if not ctx.store.has_collection(self.collection):
+            return None
+        rows = ctx.store.get(self.collection, Filter(ids=(item_id,)), ["vector"])
+        return rows[0]["vector"] if rows else None
+
+    # -- read model and derived files ------------------------------------------------
+    def build_part(self, ctx: BuildContext) -> VectorView | None:
+        name = self.collection
+        assert name is not None
+        store, settings = ctx.store, ctx.ann
+        if not store.has_collection(name):
+            return None
+        if store.count(name) < settings.min_rows:
+            table = store.scan(name, ["id", "item_id", "content_hash", "kind", "vector"])
+            index = VectorIndex(
+                table.column("id").combine_chunks(),
+                matrix=matrix_of(table.column("vector")),
+                nprobe=settings.nprobe,
+            )
+            aligned = table.select(["item_id", "content_hash", "kind"]).combine_chunks()
+        else:
+            meta = store.scan(name, ["id", "item_id", "content_hash", "kind"]).combine_chunks()
+            index = open_ann(store, name, ann_dir(ctx.index_dir), settings, meta.column("id"))
+            positions = pc.index_in(index.ids, value_set=meta.column("id"))
+            aligned = meta.select(["item_id", "content_hash", "kind"]).take(
+                pc.fill_null(positions, 0)
+            )
+            index.live &= ~pc.is_null(positions).to_numpy(zero_copy_only=False)
+        item_rows = pc.fill_null(pc.index_in(aligned.column("item_id"), value_set=ctx.item_ids), -1)
+        item_rows = item_rows.to_numpy(zero_copy_only=False).astype(np.int64)
+        return VectorView(
+            index=index,
+            item_rows=item_rows,
+            masks=FilterMasks.of(aligned, base=item_rows >= 0),
+            item_ids=ctx.ids,
+        )
+
+    def after_write(self, ctx: BuildContext) -> None:
+        """Bring the saved ANN index up to date, so readers load it without rebuilding."""
+        name = self.collection
+        assert name is not None
+        if not ctx.store.has_collection(name):
+            return
+        ids = ctx.store.scan(name, ["id"]).column("id")
+        if len(ids) >= ctx.ann.min_rows:
+            open_ann(ctx.store, name, ann_dir(ctx.index_dir), ctx.ann, ids, save=True)
+
+    def drop(self, store: Store, index_dir: Path) -> None:
+        assert self.collection is not None
+        store.drop_collection(self.collection)
+        for path in ann_paths(ann_dir(index_dir), self.collection):
+            path.unlink(missing_ok=True)
+
+
+ANN_DIR = "ann"
+
+
+def ann_dir(index_dir: Path) -> Path:
+    return index_dir / ANN_DIR
+
+
+def open_ann(
+    store: Store,
+    name: str,
+    directory: Path,
+    settings: AnnSettings,
+    store_ids: pa.ChunkedArray | pa.Array,
+    *,
+    save: bool = False,
+) -> VectorIndex:
+    """The saved ANN index of ``name`` brought up to the store's rows (built if missing,
+    mostly dead or outgrown); written back when ``save`` (writers only)."""
+    if isinstance(store_ids, pa.ChunkedArray):
+        store_ids = store_ids.combine_chunks()
+
+    def fetch(ids: list[str]) -> np.ndarray:
+        table = store.scan(name, ["id", "vector"], Filter(ids=tuple(ids)))
+        order = pc.index_in(pa.array(ids, type=pa.string()), value_set=table.column("id"))
+        return matrix_of(table.column("vector").take(order))
+
+    saved = load_ann(directory, name)
+    if saved is not None:
+        ann, ann_ids, live, changed = sync_ann(*saved, store_ids, fetch)
+        index = VectorIndex(ann_ids, ann=ann, nprobe=settings.nprobe)
+        index.live = live
+        if index.dead_share <= REBUILD_DEAD_SHARE and not outgrown(ann):
+            if save and changed:
+                save_ann(directory, name, ann, ann_ids)
+            return index
+        log.info("rebuilding the ANN index of %s (%.0f%% dead)", name, 100 * index.dead_share)
+    log.info("building the ANN index of %s over %d vectors", name, len(store_ids))
+    table = store.scan(name, ["id", "vector"])
+    ann = build_ann(matrix_of(table.column("vector")))
+    ann_ids = table.column("id").combine_chunks()
+    if save:
+        save_ann(directory, name, ann, ann_ids)
+    return VectorIndex(ann_ids, ann=ann, nprobe=settings.nprobe)

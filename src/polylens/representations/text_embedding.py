@@ -1,0 +1,85 @@
+"""Text embeddings (MiniLM, BGE, E5) of every item's text: passages, text layers, OCR.
+
+Texts longer than ``text_vector_chars`` (PDF pages, dense scans) get one vector per window
+and are scored by their best window at query time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from polylens.config import IndexConfig
+from polylens.encoders.registry import ModelRegistry
+from polylens.representations.base import Needs, Query, Ranked, SearchContext
+from polylens.representations.dense import DenseRepresentation
+from polylens.representations.image_text import vector_row
+from polylens.types import StageClock, Unit
+
+
+def windows(text: str, size: int) -> list[str]:
+    """Cut long text into embedder-sized windows at whitespace (for multi-vector text)."""
+    text = text.strip()
+    if len(text) <= size:
+        return [text] if text else []
+    out: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            space = text.rfind(" ", start + size // 2, end)
+            newline = text.rfind("\n", start + size // 2, end)
+            end = max(space, newline) if max(space, newline) > start else end
+        piece = text[start:end].strip()
+        if piece:
+            out.append(piece)
+        start = end
+    return out
+
+
+class TextEmbedding(DenseRepresentation):
+    name = "text"
+    title = "text embeddings"
+    kinds = ("image", "page", "text")
+    needs = Needs(text=True)
+    accepts: ClassVar[frozenset[str]] = frozenset({"text"})
+    stored_as = "text vectors"
+    modality = "text"
+    collection = "vec_text"
+    eval_name = "dense-text"
+    model_key = "text_model"
+    model_role = "text"
+
+    def load_model(self, registry: ModelRegistry, config: IndexConfig) -> Any:
+        name = config.text_model
+        return registry.load_text(name, device=config.device, batch_size=config.batch_size)
+
+    def weight(self, config: IndexConfig) -> float:
+        return config.weight_text
+
+    def encode(
+        self, model: Any, units: Sequence[Unit], config: IndexConfig, clock: StageClock
+    ) -> list[dict[str, Any]]:
+        texts = [
+            (unit, n, window)
+            for unit in units
+            for n, window in enumerate(windows(unit.text, config.text_vector_chars))
+        ]
+        if not texts:
+            return []
+        started = time.perf_counter()
+        vectors = model.embed_documents([t for _, _, t in texts])
+        clock.add("encode_text", started)
+        return [
+            vector_row(f"{unit.item_id}#w{n}", unit, vector)
+            for (unit, n, _), vector in zip(texts, vectors, strict=True)
+        ]
+
+    def retrieve(self, query: Query, ctx: SearchContext) -> Ranked | None:
+        if not query.text:
+            return None
+        vector = ctx.model.embed_queries([query.text])[0]
+        # An item has a vector per window: ask for more rows, keep each item's best.
+        ids = list(dict.fromkeys(self.nearest(ctx, vector, ctx.depth * 3, ctx.where)))
+        return Ranked(ids[: ctx.depth], weight=self.weight(ctx.config) * query.text_share)
