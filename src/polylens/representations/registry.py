@@ -23,9 +23,10 @@ ENTRY_POINTS = "polylens.representations"
 def _builtins() -> list[type[Representation]]:
     from polylens.representations.bm25 import Bm25
     from polylens.representations.image_text import ImageText
+    from polylens.representations.phash import PerceptualHash
     from polylens.representations.text_embedding import TextEmbedding
 
-    return [ImageText, TextEmbedding, Bm25]
+    return [ImageText, TextEmbedding, Bm25, PerceptualHash]
 
 
 class RepresentationRegistry:
