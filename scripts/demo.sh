@@ -14,6 +14,9 @@ for query in "determine markers of the coins" "fixed conversion rates of the eur
   polylens search "$query" --index "$INDEX" -k 3
 done
 echo
+echo "\$ polylens dupes"
+polylens dupes --index "$INDEX"
+echo
 polylens status --index "$INDEX"
 echo
 # Last: the web page on the sample index (Ctrl-C to stop). Its URL is printed below.

@@ -14,14 +14,9 @@ from typing import ClassVar
 import pyarrow as pa
 
 from polylens.representations.base import Needs, Ranked, Representation
+from polylens.store.schema import representation_schema
 
-SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("item_id", pa.string(), nullable=False),
-    pa.field("content_hash", pa.string(), nullable=False),
-    pa.field("kind", pa.string(), nullable=False),
-    pa.field("words", pa.int32(), nullable=False),
-])
+SCHEMA = representation_schema(pa.field("words", pa.int32(), nullable=False))
 
 
 class Brevity(Representation):
@@ -51,7 +46,8 @@ class Brevity(Representation):
     def retrieve(self, query, ctx):
         rows = ctx.store.get(self.collection, ctx.where, ["item_id", "words"])
         rows.sort(key=lambda r: (r["words"], r["item_id"]))
-        return Ranked([r["item_id"] for r in rows[: ctx.depth]])
+        top = rows[: ctx.depth]
+        return Ranked([r["item_id"] for r in top], [-float(r["words"]) for r in top])
 
 
 def register(registry):

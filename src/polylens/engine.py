@@ -18,6 +18,7 @@ from typing import Any
 
 from polylens import __version__
 from polylens.config import CONFIG_FILE, IndexConfig, load_config
+from polylens.duplicates import duplicates_of, find_duplicates
 from polylens.encoders.ocr import RapidOcr
 from polylens.encoders.registry import ModelRegistry
 from polylens.errors import (
@@ -32,6 +33,7 @@ from polylens.lineup import Lineup
 from polylens.locking import exclusive_lock
 from polylens.meta import META_FILE, IndexMeta, read_meta, write_text_atomic
 from polylens.representations.ann import AnnSettings
+from polylens.representations.phash import HashTable, PerceptualHash
 from polylens.representations.registry import RepresentationRegistry
 from polylens.search.query_image import query_digest, query_image
 from polylens.search.reader import StoreReader
@@ -41,6 +43,8 @@ from polylens.status import index_status
 from polylens.store.base import Store
 from polylens.store.lance import LanceStore
 from polylens.types import (
+    DuplicateGroup,
+    DuplicateItem,
     IndexStatus,
     ItemInfo,
     RunSummary,
@@ -327,6 +331,22 @@ class Index:
         if hits or not info.text.strip():
             return hits
         return searcher.search(replace(request, item_id=None, text=info.text[:1000]))
+
+    def duplicates(self, *, threshold: int | None = None) -> list[DuplicateGroup]:
+        """Groups of exact copies (same content in several files) and of near-duplicate
+        pictures (perceptual hashes at most ``threshold`` bits apart)."""
+        self._reload_meta()
+        return find_duplicates(self._store, threshold)
+
+    def duplicates_of(self, item_id: str, *, threshold: int | None = None) -> list[DuplicateItem]:
+        """The near-duplicates of one item, nearest first (its exact copies are its
+        ``other_paths``)."""
+        self.item(item_id)
+        snapshot = self._keeper.current(start_build=self._serve_from_memory)
+        table = snapshot.part(PerceptualHash.name) if snapshot is not None else None
+        if table is None and self._store.has_collection(PerceptualHash.collection):
+            table = HashTable.load(self._store, PerceptualHash.collection)
+        return duplicates_of(self._store, table, item_id, threshold)
 
     def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
         """The picture of an image or page item (PIL), read from the indexed file.

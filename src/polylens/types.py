@@ -76,6 +76,31 @@ class ItemInfo:
 
 
 @dataclass(frozen=True)
+class DuplicateItem:
+    """A member of a duplicate group. ``distance``: bits from the group's first item (0
+    for exact copies, and for the first item itself)."""
+
+    id: str
+    path: str
+    kind: str
+    page: int | None
+    distance: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    tier: str
+    """``exact`` (same content in several files) or ``near`` (perceptual hashes close)."""
+    items: list[DuplicateItem]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tier": self.tier, "items": [item.to_dict() for item in self.items]}
+
+
+@dataclass(frozen=True)
 class FileFailure:
     path: str
     reason: str

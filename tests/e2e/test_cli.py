@@ -34,7 +34,7 @@ def fast_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = polylens("index", str(samples), "--index", str(index), "--json", *FAST)
     summary = json.loads(out.stdout)
     # samples/.polylensignore leaves the licence text out
-    assert summary["added"] == 9 and summary["failed"] == 0
+    assert summary["added"] == 10 and summary["failed"] == 0
     return index
 
 
@@ -66,10 +66,32 @@ def test_table_output_and_status(fast_index: Path) -> None:
     out = polylens("search", "SQLite", "--index", str(fast_index))
     assert "about-sqlite.md" in out.stdout
     status = json.loads(polylens("status", "--index", str(fast_index), "--json").stdout)
-    assert status["files"] == 9
-    assert status["items"] == {"image": 6, "page": 15, "text": status["items"]["text"]}
-    assert status["last_run"]["added"] == 9
+    assert status["files"] == 10
+    assert status["items"] == {"image": 7, "page": 15, "text": status["items"]["text"]}
+    assert status["last_run"]["added"] == 10
     assert status["size_bytes"] > 0
+
+
+def test_dupes_on_the_samples(fast_index: Path) -> None:
+    groups = json.loads(polylens("dupes", "--index", str(fast_index), "--json").stdout)
+    # samples/photos/coffee-from-chat.jpg is coffee.jpg as a messenger sends it on
+    assert [g["tier"] for g in groups] == ["near"]
+    items = groups[0]["items"]
+    assert sorted(Path(i["path"]).name for i in items) == ["coffee-from-chat.jpg", "coffee.jpg"]
+    assert all(set(i) >= {"id", "path", "page", "distance"} for i in items)
+    assert items[0]["distance"] == 0 and items[1]["distance"] <= 14
+    # euro.pdf's pages 1 and 2 share a layout (14 bits apart): under the page radius, apart
+    wide = json.loads(
+        polylens("dupes", "--index", str(fast_index), "--threshold", "14", "--json").stdout
+    )
+    found = [[(Path(i["path"]).name, i["page"]) for i in g["items"]] for g in wide]
+    assert [("euro.pdf", 1), ("euro.pdf", 2)] in found and len(found) == 2
+    text = polylens("dupes", "--index", str(fast_index)).stdout
+    assert "exact copies: 0 group(s)" in text and "near-duplicates: 1 group(s)" in text
+    status = json.loads(polylens("status", "--index", str(fast_index), "--json").stdout)
+    assert [r["name"] for r in status["representations"]] == ["image", "text", "bm25", "phash"]
+    bad = polylens("dupes", "--index", str(fast_index), "--threshold", "99", check=False)
+    assert bad.returncode == 2 and "--threshold" in bad.stderr
 
 
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:

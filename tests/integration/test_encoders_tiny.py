@@ -45,14 +45,14 @@ def test_image_search_finds_the_same_image_first(
         tmp_path / "idx", image_model=str(model_dir), text_model="fake-text", ocr=False
     ) as idx:
         summary = idx.add([samples_dir / "photos"])
-        assert summary.added == 4 and summary.failed == 0
+        assert summary.added == 5 and summary.failed == 0
         for photo in sorted((samples_dir / "photos").iterdir()):
             hits = idx.search(image=photo, k=2)
             assert hits[0].path == str(photo)
-            assert hits[0].sources == {"image": 1}
+            assert hits[0].sources == {"image": 1, "phash": 1}  # its own copy, by hash too
         composed = idx.search("a cat", image=samples_dir / "photos" / "cat.jpg", k=4)
         assert {h.kind for h in composed} == {"image"}
-        assert len(idx.search("cat", k=10, kind="image")) == 4
+        assert len(idx.search("cat", k=10, kind="image")) == 5
 
 
 def test_index_records_the_model_and_reopens_with_it(tiny_clip_dir: Path, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_karpathy_image_text_eval_with_tiny_clip(
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [r["name"] for r in report["results"]] == ["dense-image"]
-    assert report["queries"] == 4 and report["documents"] == 4
+    assert report["queries"] == 5 and report["documents"] == 5
     assert (out / "recall_at_k.png").stat().st_size > 1000
     assert (out / "report.json").is_file() and list(out.glob("run.*.trec"))
 

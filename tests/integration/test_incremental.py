@@ -14,11 +14,11 @@ from polylens.engine import Index
 
 def test_first_run_then_nothing_to_do(fast_index: Index, corpus: Path) -> None:
     first = fast_index.add([corpus])
-    assert (first.added, first.failed) == (10, 0)
+    assert (first.added, first.failed) == (11, 0)
     rows = check_consistent(fast_index.path, files_under(corpus))
     assert {r["kind"] for r in rows["items"]} == {"image", "page", "text"}
     again = fast_index.add([corpus])
-    assert (again.added, again.updated, again.unchanged, again.items_written) == (0, 0, 10, 0)
+    assert (again.added, again.updated, again.unchanged, again.items_written) == (0, 0, 11, 0)
 
 
 def test_changed_file_is_re_encoded_and_old_content_dropped(
@@ -28,7 +28,7 @@ def test_changed_file_is_re_encoded_and_old_content_dropped(
     md = corpus / "text" / "about-sqlite.md"
     md.write_text("# Replaced\n\nA page about gliders and thermals.\n")
     summary = fast_index.add([corpus])
-    assert (summary.updated, summary.unchanged, summary.items_written) == (1, 9, 1)
+    assert (summary.updated, summary.unchanged, summary.items_written) == (1, 10, 1)
     check_consistent(fast_index.path, files_under(corpus))
     assert fast_index.search("gliders thermals", k=1)[0].path == str(md)
     assert not [h for h in fast_index.search("SQLite", k=20) if h.path == str(md)]
@@ -59,9 +59,9 @@ def test_moved_file_keeps_its_embeddings(fast_index: Index, corpus: Path) -> Non
 def test_copies_share_content_and_report_every_path(fast_index: Index, corpus: Path) -> None:
     shutil.copy(corpus / "photos" / "cat.jpg", corpus / "photos" / "cat-copy.jpg")
     summary = fast_index.add([corpus])
-    assert summary.added == 11
+    assert summary.added == 12
     rows = check_consistent(fast_index.path, files_under(corpus))
-    assert len([r for r in rows["items"] if r["kind"] == "image"]) == 6  # 7 files, 6 contents
+    assert len([r for r in rows["items"] if r["kind"] == "image"]) == 7  # 8 files, 7 contents
     hits = fast_index.search(image=corpus / "photos" / "cat.jpg", k=1)
     assert {hits[0].path, *hits[0].other_paths} == {
         str(corpus / "photos" / "cat.jpg"),
@@ -75,7 +75,7 @@ def test_touched_file_is_not_re_encoded(fast_index: Index, corpus: Path) -> None
     later = time.time() + 100
     os.utime(target, (later, later))
     summary = fast_index.add([corpus])
-    assert (summary.unchanged, summary.items_written) == (10, 0)
+    assert (summary.unchanged, summary.items_written) == (11, 0)
     third = fast_index.add([corpus])  # the new mtime was recorded: not even re-hashed
     assert third.stage_seconds.get("scan_hash", 0) < 5
 
@@ -86,10 +86,10 @@ def test_roots_are_independent(fast_index: Index, corpus: Path) -> None:
     rows = check_consistent(
         fast_index.path, files_under(corpus / "photos") | files_under(corpus / "text")
     )
-    assert len(rows["files"]) == 6
+    assert len(rows["files"]) == 7
     shutil.rmtree(corpus / "text")
     fast_index.add([corpus / "photos"])  # does not touch files under the other root
-    assert fast_index.status().files == 6
+    assert fast_index.status().files == 7
 
 
 def test_index_dir_inside_the_corpus_is_not_indexed(corpus: Path) -> None:
@@ -99,4 +99,4 @@ def test_index_dir_inside_the_corpus_is_not_indexed(corpus: Path) -> None:
         corpus / "myindex", image_model="fake-clip", text_model="fake-text", ocr=False
     ) as idx:
         summary = idx.add([corpus])
-        assert summary.added == 10 and summary.failed == 0
+        assert summary.added == 11 and summary.failed == 0

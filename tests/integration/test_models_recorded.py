@@ -25,7 +25,7 @@ def test_unavailable_image_model_degrades_to_text_search(tmp_path: Path, samples
         tmp_path / "idx", image_model="clip-b32", text_model="fake-text", ocr=False
     ) as idx:
         summary = idx.add([samples_dir])
-        assert summary.failed == 0 and summary.added == 9  # LICENSES.md is ignored
+        assert summary.failed == 0 and summary.added == 10  # LICENSES.md is ignored
         assert any("image model clip-b32 unavailable" in w for w in summary.warnings)
         status = idx.status()
         image = next(m for m in status.models if m.role == "image")

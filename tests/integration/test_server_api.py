@@ -54,7 +54,7 @@ def _jpeg(size: tuple[int, int] = (64, 64)) -> bytes:
 def test_health_status_and_openapi(client: TestClient) -> None:
     assert client.get("/api/health").json() == {"status": "ok"}
     status = client.get("/api/status").json()
-    assert status["files"] == 11 and status["items"]["page"] == 15
+    assert status["files"] == 12 and status["items"]["page"] == 15
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/search", "/api/search/image", "/api/items/{item_id}/thumbnail"} <= set(paths)
     assert client.get("/").headers["content-type"].startswith("text/html")
@@ -203,5 +203,5 @@ def test_reindex_job_reports_progress(index_dir: Path, tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert state["state"] == "done", state
-        assert state["summary"]["unchanged"] == 11
+        assert state["summary"]["unchanged"] == 12
         assert c.get("/api/jobs/unknown").status_code == 404

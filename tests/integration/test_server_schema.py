@@ -48,6 +48,7 @@ OPERATIONS = [
     "GET /api/items/{item_id}",
     "GET /api/items/{item_id}/text",
     "GET /api/items/{item_id}/similar",
+    "GET /api/items/{item_id}/duplicates",
     "GET /api/items/{item_id}/thumbnail",
     "GET /api/items/{item_id}/image",
     "POST /api/reindex",

@@ -42,7 +42,7 @@ def _help(*args: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("command", ["index", "search", "status", "eval", "serve"])
+@pytest.mark.parametrize("command", ["index", "search", "status", "dupes", "eval", "serve"])
 def test_help_is_conventional(command: str) -> None:
     text = _help(command)
     assert not re.search(r"<(bool|str|int|path|list|float)", text), text

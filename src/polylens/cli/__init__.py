@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from polylens.cli._common import ConventionalCommand
+from polylens.cli.dupes_cmd import dupes
 from polylens.cli.eval_cmd import eval_
 from polylens.cli.index_cmd import index
 from polylens.cli.search_cmd import search
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command(cls=ConventionalCommand)(index)
 app.command(cls=ConventionalCommand)(search)
 app.command(cls=ConventionalCommand)(status)
+app.command(cls=ConventionalCommand)(dupes)
 app.command(name="eval", cls=ConventionalCommand)(eval_)
 app.command(cls=ConventionalCommand)(serve)
 

@@ -58,10 +58,12 @@ class Query:
 
 @dataclass
 class Ranked:
-    """One representation's answer: item ids best first. ``pinned`` lists go ahead of the
-    fused list, in their own order (exact and near copies of a query image)."""
+    """One representation's answer: item ids best first, with their scores on its own
+    scale (higher is better: cosine, BM25, bits in common). ``pinned`` lists go ahead of
+    the fused list, nearest ``distances`` first (exact and near copies of a query image)."""
 
     ids: list[str]
+    scores: list[float] | None = None
     weight: float = 1.0
     pinned: bool = False
     distances: list[float] | None = None

@@ -49,9 +49,9 @@ class Bm25Part:
     ids: list[str]
     masks: FilterMasks
 
-    def search(self, text: str, k: int, where: Any) -> list[str]:
-        rows, _ = self.index.search(text, k, self.masks(where))
-        return [self.ids[r] for r in rows]
+    def search(self, text: str, k: int, where: Any) -> tuple[list[str], list[float]]:
+        rows, scores = self.index.search(text, k, self.masks(where))
+        return [self.ids[r] for r in rows], scores.tolist()
 
 
 class Bm25(Representation):
@@ -86,8 +86,8 @@ class Bm25(Representation):
         if not query.text:
             return None
         part = ctx.part if ctx.part is not None else self.store_part(ctx.store, ctx.index_dir)
-        ids = part.search(query.text, ctx.depth, ctx.where)
-        return Ranked(ids, weight=self.weight(ctx.config) * query.text_share)
+        ids, scores = part.search(query.text, ctx.depth, ctx.where)
+        return Ranked(ids, scores, weight=self.weight(ctx.config) * query.text_share)
 
     # -- the one-shot path: saved postings, or postings built from the store ------------
     def store_part(self, store: Store, index_dir: Path | None) -> Bm25Part:

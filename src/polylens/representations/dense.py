@@ -48,11 +48,14 @@ class VectorView:
     masks: FilterMasks
     item_ids: list[str]
 
-    def nearest(self, vector: np.ndarray, k: int, where: Filter | None) -> list[str]:
-        """Item ids of the ``k`` best vectors, one entry per vector row, best first."""
-        rows, _ = self.index.search(vector, k, self.masks(where))
+    def nearest(
+        self, vector: np.ndarray, k: int, where: Filter | None
+    ) -> tuple[list[str], list[float]]:
+        """Item ids and cosines of the ``k`` best vectors, one per vector row, best first."""
+        rows, scores = self.index.search(vector, k, self.masks(where))
         items = self.item_rows[rows]
-        return [self.item_ids[i] for i in items[items >= 0]]
+        known = items >= 0
+        return [self.item_ids[i] for i in items[known]], scores[known].tolist()
 
 
 class DenseRepresentation(Representation):
@@ -70,12 +73,15 @@ class DenseRepresentation(Representation):
         assert self.collection is not None
         store.ensure_collection(self.collection, vector_dim=model.dim)
 
-    def nearest(self, ctx: SearchContext, vector: Any, k: int, where: Filter | None) -> list[str]:
+    def nearest(
+        self, ctx: SearchContext, vector: Any, k: int, where: Filter | None
+    ) -> tuple[list[str], list[float]]:
+        """Item ids and cosines, best first, from the read model or the store."""
         if ctx.part is not None:
             return ctx.part.nearest(vector, k, where)
         assert self.collection is not None
         rows = ctx.store.search_vector(self.collection, vector, k, where)
-        return [r.row["item_id"] for r in rows]
+        return [r.row["item_id"] for r in rows], [r.score for r in rows]
 
     def stored_vector(self, ctx: SearchContext, item_id: str) -> Any:
         """The item's own vector (its first, for items with several), or None."""

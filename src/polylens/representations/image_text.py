@@ -107,5 +107,5 @@ class ImageText(DenseRepresentation):
             where = Filter(kinds=pictures, content_hashes=where.content_hashes if where else None)
         else:
             return None
-        ids = self.nearest(ctx, vector, ctx.depth, where)
-        return Ranked(ids, weight=self.weight(ctx.config))
+        ids, scores = self.nearest(ctx, vector, ctx.depth, where)
+        return Ranked(ids, scores, weight=self.weight(ctx.config))

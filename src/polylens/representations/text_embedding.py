@@ -81,5 +81,10 @@ class TextEmbedding(DenseRepresentation):
             return None
         vector = ctx.model.embed_queries([query.text])[0]
         # An item has a vector per window: ask for more rows, keep each item's best.
-        ids = list(dict.fromkeys(self.nearest(ctx, vector, ctx.depth * 3, ctx.where)))
-        return Ranked(ids[: ctx.depth], weight=self.weight(ctx.config) * query.text_share)
+        ids, scores = self.nearest(ctx, vector, ctx.depth * 3, ctx.where)
+        best: dict[str, float] = {}
+        for item_id, score in zip(ids, scores, strict=True):
+            best.setdefault(item_id, score)
+        top = list(best)[: ctx.depth]
+        weight = self.weight(ctx.config) * query.text_share
+        return Ranked(top, [best[i] for i in top], weight=weight)

@@ -13,6 +13,7 @@ from polylens.server.loaded import encode_image, searchable_index
 from polylens.server.schemas import (
     NO_NUL,
     NOT_BLANK,
+    DuplicatesOut,
     ErrorOut,
     ItemOut,
     JobOut,
@@ -136,6 +137,18 @@ def similar(
 ) -> SearchOut:
     hits = searchable_index(request.app.state).similar(item_id, k=k, kind=kind)
     return _hits(hits, k, 0, None)
+
+
+@router.get("/items/{item_id}/duplicates", response_model=DuplicatesOut, responses=ERRORS)
+def duplicates(
+    request: Request,
+    item_id: str,
+    threshold: Annotated[int | None, Query(ge=0, le=32)] = None,
+) -> DuplicatesOut:
+    """Near-duplicate pictures of the item (perceptual hashes within ``threshold`` bits),
+    nearest first; its exact copies are the item's ``other_paths``."""
+    found = request.app.state.index.duplicates_of(item_id, threshold=threshold)
+    return DuplicatesOut(items=[d.to_dict() for d in found])
 
 
 @router.get(

@@ -80,6 +80,19 @@ class ItemOut(BaseModel):
     height: int | None
 
 
+class DuplicateOut(BaseModel):
+    id: str
+    path: str
+    kind: str
+    page: int | None
+    distance: int
+    """Bits (of 64) between this picture's perceptual hash and the item's."""
+
+
+class DuplicatesOut(BaseModel):
+    items: list[DuplicateOut]
+
+
 class ErrorOut(BaseModel):
     error: str
     detail: str

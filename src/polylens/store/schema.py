@@ -39,17 +39,22 @@ ITEMS_SCHEMA = pa.schema(
 )
 
 
-def vector_schema(dim: int) -> pa.Schema:
-    """Vector rows point at an item; an item may own several (long texts, multi-vector)."""
+def representation_schema(*columns: pa.Field) -> pa.Schema:
+    """Rows of a representation's collection: each points at an item (an item may own
+    several: long texts, multi-vector pages), then the representation's own columns."""
     return pa.schema(
         [
             pa.field("id", pa.string(), nullable=False),
             pa.field("item_id", pa.string(), nullable=False),
             pa.field("content_hash", pa.string(), nullable=False),
             pa.field("kind", pa.string(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+            *columns,
         ]
     )
+
+
+def vector_schema(dim: int) -> pa.Schema:
+    return representation_schema(pa.field("vector", pa.list_(pa.float32(), dim), nullable=False))
 
 
 KEYS = {FILES: "path"}

@@ -61,6 +61,9 @@
     detailTextSource: $("#detail-text-source"),
     moreLikeThis: $("#more-like-this"),
     copyPath: $("#copy-path"),
+    dupes: $("#detail-dupes"),
+    dupesCount: $("#detail-dupes-count"),
+    dupesList: $("#detail-dupes-list"),
   };
 
   const state = {
@@ -74,7 +77,8 @@
     imageSearch: { available: true, reason: null }, // from /api/status
     controller: null, // AbortController of the request in flight
     image: null, // {file, url} chosen for the next search
-    detailIndex: -1,
+    detailIndex: -1, // the result the detail view was opened from (or last showed)
+    detailHit: null, // the item the detail view shows: that result, or one of its near-duplicates
     detailSeq: 0,
     opener: null, // the element focused before the detail view opened
   };
@@ -606,28 +610,44 @@
   function openDetail(index, opener) {
     const hit = state.hits[index];
     if (!hit) return;
+    state.detailIndex = index;
+    showDetail(hit, opener);
+  }
+
+  // whether the detail view shows one of the results (not a near-duplicate outside them)
+  function detailInResults() {
+    return state.detailHit !== null && state.hits[state.detailIndex] === state.detailHit;
+  }
+
+  function showDetail(hit, opener) {
     if (!els.detail.open) {
       state.opener = opener || document.activeElement;
     }
-    state.detailIndex = index;
+    state.detailHit = hit;
+    const inResults = detailInResults();
+    const index = state.detailIndex;
     const seq = ++state.detailSeq;
     const name = baseName(hit.path);
 
     els.detailTitle.textContent = name + (hit.kind === "page" && hit.page ? ` — p. ${hit.page}` : "");
-    els.detailPosition.textContent = `${index + 1} / ${state.hits.length}`;
-    els.detailPrev.disabled = index <= 0;
-    els.detailNext.disabled = index >= state.hits.length - 1;
+    // an item outside the results has no place among them: the arrows wait for one that has
+    els.detailPosition.textContent = inResults ? `${index + 1} / ${state.hits.length}` : "";
+    els.detailPrev.disabled = !inResults || index <= 0;
+    els.detailNext.disabled = !inResults || index >= state.hits.length - 1;
     els.detailKind.textContent = KIND_LABEL[hit.kind] || hit.kind;
     setPage(hit.kind === "page" ? hit.page : null);
     els.detailPath.textContent = hit.path;
     setOtherPaths(hit.other_paths || []);
     setSize(null, null);
-    els.detailScore.textContent = `${formatScore(hit.score)}  (${formatSources(hit.sources) || "no sources"})`;
+    els.detailScore.textContent = inResults
+      ? `${formatScore(hit.score)}  (${formatSources(hit.sources) || "no sources"})`
+      : "— (not among the results)";
     els.detailText.textContent = hit.snippet || "Loading…";
     els.detailText.classList.add("is-loading");
     els.detailTextSource.textContent = "";
     els.detail.dataset.id = hit.id;
     els.detail.dataset.kind = hit.kind;
+    setDuplicates([]);
 
     if (hit.kind === "text") {
       els.detailFigure.hidden = true;
@@ -686,6 +706,77 @@
         showError(err.message);
       }
     );
+
+    if (hit.kind !== "text") loadDuplicates(hit.id, seq);
+  }
+
+  // the near-duplicate pictures of the item shown; a failure only leaves the section hidden
+  function loadDuplicates(id, seq) {
+    els.dupes.dataset.state = "loading";
+    api(itemUrl(id, "/duplicates")).then(
+      (data) => {
+        if (seq !== state.detailSeq) return;
+        const items = Array.isArray(data.items) ? data.items : [];
+        setDuplicates(items.filter((d) => d && d.id && d.id !== id));
+        els.dupes.dataset.state = "done";
+      },
+      () => {
+        if (seq !== state.detailSeq) return;
+        setDuplicates([]);
+        els.dupes.dataset.state = "failed";
+      }
+    );
+  }
+
+  function dupeLabel(dupe) {
+    return `${baseName(dupe.path)}${dupe.kind === "page" && dupe.page ? ` p. ${dupe.page}` : ""}`;
+  }
+
+  function setDuplicates(dupes) {
+    els.dupes.dataset.state = "";
+    els.dupesList.replaceChildren(...dupes.map(makeDuplicate));
+    els.dupesCount.textContent = dupes.length ? `(${dupes.length.toLocaleString()})` : "";
+    els.dupes.hidden = !dupes.length;
+  }
+
+  function makeDuplicate(dupe) {
+    const label = dupeLabel(dupe);
+    const distance = Number(dupe.distance);
+    const apart = Number.isFinite(distance) ? `${plural(distance, "bit", "bits")} apart` : "";
+    const img = el("img", { src: thumbUrl(dupe.id), alt: "", loading: "lazy", decoding: "async", draggable: "false" });
+    img.addEventListener("error", () => img.replaceWith(el("span", { className: "thumb-missing", text: "No preview" })), {
+      once: true,
+    });
+    const button = el(
+      "button",
+      {
+        type: "button",
+        className: "dupe",
+        title: dupe.path,
+        "aria-label": apart ? `${label}, ${apart}` : label,
+        dataset: { id: dupe.id, path: dupe.path, kind: dupe.kind, distance: String(dupe.distance) },
+      },
+      el("span", { className: "dupe-thumb" }, img),
+      el(
+        "span",
+        { className: "dupe-meta" },
+        el("span", { className: "dupe-name", text: label }),
+        el("code", { className: "dupe-path muted", text: dupe.path }),
+        el("span", { className: "dupe-distance muted", text: apart })
+      )
+    );
+    button.addEventListener("click", () => openDuplicate(dupe));
+    return el("li", {}, button);
+  }
+
+  // open a near-duplicate like a result: by its place among the results when it has one
+  function openDuplicate(dupe) {
+    const index = state.ids.has(dupe.id) ? state.hits.findIndex((h) => h.id === dupe.id) : -1;
+    if (index >= 0) openDetail(index);
+    else showDetail({ id: dupe.id, path: dupe.path, kind: dupe.kind, page: dupe.page ?? null, other_paths: [] });
+    // the entry just pressed is gone with the old list: the new item's title takes the focus
+    els.detailTitle.focus();
+    els.detail.querySelector(".detail-body").scrollTop = 0;
   }
 
   function setPage(page) {
@@ -715,6 +806,7 @@
   function onDetailClosed() {
     document.body.classList.remove("has-dialog");
     state.detailSeq++;
+    state.detailHit = null;
     // return focus to the card of the item last shown, or whatever opened the view
     let target = null;
     const hit = state.hits[state.detailIndex];
@@ -727,7 +819,7 @@
   }
 
   async function moreLikeThis() {
-    const hit = state.hits[state.detailIndex];
+    const hit = state.detailHit;
     if (!hit) return;
     const label = baseName(hit.path) + (hit.kind === "page" && hit.page ? ` p. ${hit.page}` : "");
     const kinds = selectedKinds();
@@ -810,7 +902,7 @@
       return;
     }
     const inText = ev.target === els.detailText || ev.target.closest("input, textarea");
-    if (inText || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    if (inText || ev.altKey || ev.ctrlKey || ev.metaKey || !detailInResults()) return;
     if (ev.key === "ArrowLeft" && state.detailIndex > 0) {
       ev.preventDefault();
       openDetail(state.detailIndex - 1);
