@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from polylens.cli._common import ConventionalCommand
@@ -29,6 +31,10 @@ app.command(cls=ConventionalCommand)(serve)
 
 
 def main() -> None:
+    # The store's own (Rust) log would print a warning line ahead of the one-line error
+    # polylens gives for the same failure (a full disk, say). The command line is an
+    # application: it sets this default before the store loads; the library does not.
+    os.environ.setdefault("LANCEDB_LOG", "error")
     app()
 
 

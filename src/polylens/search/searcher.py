@@ -88,7 +88,7 @@ class Searcher:
             text_share=1.0 if image is None else 1.0 - self.config.image_query_weight,
             image_digest=request.image_digest if image is not None else None,
         )
-        ranked = self._retrieve(query, use, depth, where, warnings)
+        ranked = self._retrieve(query, use, depth, where)
         fused = _fuse(ranked, self.config.rrf_k)
         if request.exclude_ids:
             fused = [f for f in fused if f.id not in request.exclude_ids]
@@ -120,7 +120,6 @@ class Searcher:
         use: list[Bound],
         depth: int,
         where: Filter,
-        warnings: list[str],
     ) -> dict[str, Ranked]:
         parts = {"text"} if query.text else set()
         if query.image is not None:

@@ -1,5 +1,5 @@
-"""An in-memory read model of one store version, so a query needs no store round trip
-except BM25.
+"""An in-memory read model of one store version, so a query needs no store round trip:
+item and file metadata, and each representation's own part (vectors, postings, hashes).
 
 Built from the store in bulk (files first, then items, then vectors: a writer commits in
 the opposite order, so anything a snapshot sees a file row for is complete in it), tagged
