@@ -20,6 +20,7 @@ from polylens.types import (
     Hit,
     IndexStatus,
     ModelInfo,
+    RepresentationInfo,
     RunSummary,
     SearchAvailability,
 )
@@ -144,3 +145,60 @@ def test_status_gives_a_short_reason_in_the_table_and_the_full_one_once() -> Non
     assert flat.count("hf download") == 1  # the full reason, once
     assert "warning: image model clip-b32 unavailable" not in flat  # not repeated
     assert "search by image: unavailable" in flat
+
+
+def test_status_lists_the_representations_without_wrapping_at_80_columns() -> None:
+    reason = "not on this machine; hub unreachable"
+    status = IndexStatus(
+        path="/tmp/idx",
+        files=3,
+        items={"image": 1, "page": 0, "text": 2},
+        models=[
+            ModelInfo("image", "clip-b32", "hf-hub:x", None, False, LONG, reason),
+            ModelInfo("text", "minilm", "package:x", 384, True),
+            ModelInfo("ocr", "rapidocr-onnxruntime", None, None, True),
+        ],
+        roots=["/data"],
+        size_bytes=1000,
+        schema_version=1,
+        last_run=None,
+        representations=[
+            RepresentationInfo(
+                "image", "image embeddings", ("image",), "clip-b32", "hf-hub:x", None, False, reason
+            ),
+            RepresentationInfo(
+                "text", "text embeddings", ("text",), "minilm", "package:x", 384, True
+            ),
+            RepresentationInfo(
+                "bm25", "BM25", ("text",), None, "bm25-snowball-english", None, True
+            ),
+            RepresentationInfo(
+                "phash",
+                "near-duplicate hashes",
+                ("image",),
+                None,
+                "dct-phash-64-v1",
+                None,
+                True,
+                rows=1,
+            ),
+        ],
+    )
+    console, out = _narrow()
+    import polylens.cli.status_cmd as status_cmd
+
+    saved = status_cmd.out_console
+    status_cmd.out_console = console
+    try:
+        print_status(status)
+    finally:
+        status_cmd.out_console = saved
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == [
+        "image",
+        "text",
+        "bm25",
+        "phash",
+        "(ocr)",
+    ]
+    assert any(reason in row for row in rows)  # one line each: nothing wraps

@@ -56,7 +56,7 @@ def _table(st: IndexStatus) -> Table:
                 m.role, m.name, str(m.dim or ""), _state(m.available, m.reason, m.summary)
             )
         return table
-    table = Table("representation", "model", "dim", "state", header_style="bold")
+    table = Table("name", "model", "dim", "state", title="representations", header_style="bold")
     for rep in st.representations:
         model = models.get(rep.name)
         if model is not None:
