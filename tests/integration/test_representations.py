@@ -200,23 +200,22 @@ def _cranfield_texts(folder: Path, n: int) -> None:
             (folder / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n")
 
 
-@pytest.mark.skipif(
-    not CRANFIELD.is_file(), reason=f"needs the Cranfield collection at {CRANFIELD}"
-)
 def test_every_path_ranks_alike(tmp_path: Path, samples_dir: Path) -> None:
     """BM25, each dense representation and their fusion give the same ranking whether the
     store (a one-shot CLI search), the saved postings or the in-memory read model (the
-    server, the Python API after warm-up) answers."""
+    server, the Python API after warm-up) answers. Real texts: the samples (a 15-page PDF,
+    notes, scans) and, where the collection is present, 400 Cranfield abstracts."""
     corpus = tmp_path / "corpus"
-    _cranfield_texts(corpus / "cranfield", 400)
-    shutil.copytree(samples_dir / "pdf", corpus / "pdf")
+    shutil.copytree(samples_dir, corpus, ignore=shutil.ignore_patterns(".polylensignore"))
+    if CRANFIELD.is_file():
+        _cranfield_texts(corpus / "cranfield", 400)
     queries = [
         "boundary layer transition at supersonic speeds",
         "heat transfer to a blunt body in hypersonic flow",
         "buckling of thin cylindrical shells under axial compression",
         "fixed conversion rates of the euro",
-        "slender wing lift at high angles of attack",
-        "shock wave interaction with a laminar boundary layer",
+        "how large can a database get",
+        "a story about magic switches",
     ]
     configs = [["bm25"], ["text"], ["image"], None]
     index = tmp_path / "idx"
@@ -238,7 +237,7 @@ def test_every_path_ranks_alike(tmp_path: Path, samples_dir: Path) -> None:
     for saved in (index / "ann").glob("bm25*"):
         saved.unlink()
     built_from_store = rankings(serve_from_memory=False)  # postings built from the items
-    assert from_memory[(queries[0], ("bm25",))]  # not vacuous
+    assert from_memory[(queries[3], ("bm25",))]  # not vacuous
     assert from_store == from_memory
     assert built_from_store == from_memory
 

@@ -76,12 +76,35 @@ class DenseRepresentation(Representation):
     def nearest(
         self, ctx: SearchContext, vector: Any, k: int, where: Filter | None
     ) -> tuple[list[str], list[float]]:
-        """Item ids and cosines, best first, from the read model or the store."""
-        if ctx.part is not None:
-            return ctx.part.nearest(vector, k, where)
+        """Item ids and cosines, best first. Without a read model the same search runs
+        over the store's vectors (or the saved ANN index), not LanceDB's own vector
+        search: its kernels round differently and near-ties came out in another order."""
+        part = ctx.part if ctx.part is not None else self.store_part(ctx)
+        return part.nearest(vector, k, where)
+
+    def store_part(self, ctx: SearchContext) -> VectorView:
+        """This representation's read-model part, straight from the store."""
         assert self.collection is not None
-        rows = ctx.store.search_vector(self.collection, vector, k, where)
-        return [r.row["item_id"] for r in rows], [r.score for r in rows]
+        settings = AnnSettings(min_rows=ctx.config.ann_min_rows, nprobe=ctx.config.ann_nprobe)
+        columns = ["id", "item_id", "content_hash", "kind"]
+        if ctx.store.count(self.collection) < settings.min_rows:
+            table = ctx.store.scan(self.collection, [*columns, "vector"]).combine_chunks()
+            index = VectorIndex(
+                table.column("id"), matrix=matrix_of(table.column("vector")), nprobe=settings.nprobe
+            )
+        else:
+            table = ctx.store.scan(self.collection, columns).combine_chunks()
+            directory = ann_dir(ctx.index_dir) if ctx.index_dir else Path(".")
+            index = open_ann(ctx.store, self.collection, directory, settings, table.column("id"))
+            positions = pc.index_in(index.ids, value_set=table.column("id"))
+            index.live &= ~pc.is_null(positions).to_numpy(zero_copy_only=False)
+            table = table.take(pc.fill_null(positions, 0))
+        return VectorView(
+            index=index,
+            item_rows=np.arange(len(table), dtype=np.int64),
+            masks=FilterMasks.of(table),
+            item_ids=table.column("item_id").to_pylist(),
+        )
 
     def stored_vector(self, ctx: SearchContext, item_id: str) -> Any:
         """The item's own vector (its first, for items with several), or None."""
