@@ -101,7 +101,18 @@ def test_summary_and_hits_read_at_80_columns_without_cut_words() -> None:
     assert snippet_lines and all(len(line) <= 80 for line in snippet_lines)
 
 
-def test_status_gives_a_short_reason_in_the_table_and_the_full_one_once() -> None:
+def _printed_status(status: IndexStatus, monkeypatch: pytest.MonkeyPatch) -> str:
+    import polylens.cli.status_cmd as status_cmd
+
+    console, out = _narrow()
+    monkeypatch.setattr(status_cmd, "out_console", console)
+    print_status(status)
+    return out.getvalue()
+
+
+def test_status_gives_a_short_reason_in_the_table_and_the_full_one_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     status = IndexStatus(
         path="/tmp/idx",
         files=3,
@@ -128,16 +139,7 @@ def test_status_gives_a_short_reason_in_the_table_and_the_full_one_once() -> Non
         ),
         image_search=SearchAvailability(False, "the index has no image embeddings"),
     )
-    console, out = _narrow()
-    import polylens.cli.status_cmd as status_cmd
-
-    saved = status_cmd.out_console
-    status_cmd.out_console = console
-    try:
-        print_status(status)
-    finally:
-        status_cmd.out_console = saved
-    text = out.getvalue()
+    text = _printed_status(status, monkeypatch)
     table_rows = [line for line in text.splitlines() if line.startswith("│")]
     assert len(table_rows) == 3  # one row per model: the reason does not wrap the table
     assert any("not on this machine; hub unreachable" in row for row in table_rows)
@@ -147,7 +149,9 @@ def test_status_gives_a_short_reason_in_the_table_and_the_full_one_once() -> Non
     assert "search by image: unavailable" in flat
 
 
-def test_status_lists_the_representations_without_wrapping_at_80_columns() -> None:
+def test_status_lists_the_representations_without_wrapping_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     reason = "not on this machine; hub unreachable"
     status = IndexStatus(
         path="/tmp/idx",
@@ -184,16 +188,8 @@ def test_status_lists_the_representations_without_wrapping_at_80_columns() -> No
             ),
         ],
     )
-    console, out = _narrow()
-    import polylens.cli.status_cmd as status_cmd
-
-    saved = status_cmd.out_console
-    status_cmd.out_console = console
-    try:
-        print_status(status)
-    finally:
-        status_cmd.out_console = saved
-    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    text = _printed_status(status, monkeypatch)
+    rows = [line for line in text.splitlines() if line.startswith("│")]
     assert [row.split("│")[1].strip() for row in rows] == [
         "image",
         "text",
