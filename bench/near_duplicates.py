@@ -27,8 +27,10 @@ Question: at which distance should two pHashes (``hamming.dct_hash``) count as n
   centre): ``near_pairs`` + ``star_groups`` at the chosen radius, 6 and 10, peak RSS growth;
   FAISS's exact IndexBinaryFlat range search; numpy brute force (XOR + popcount in blocks)
   on 20k, where near_pairs must find exactly its pairs, and on 100k if 20k x 25 predicts
-  under ``--brute-limit`` s (else extrapolated, marked so); a ``distances()`` scan of 1M
-  hashes, checked against a true popcount.
+  under ``--brute-limit`` s (else extrapolated, marked so); at the chosen radius, the ways
+  not taken: FAISS multi-index hashing (exact) and a binary IVF (approximate), timed, with
+  the share of near_pairs' exact pairs each finds; a ``distances()`` scan of 1M hashes,
+  checked against a true popcount.
 
 Every timed measurement holds the CPU lock (``--lock``). Fixed seed.
 
@@ -47,6 +49,7 @@ import platform
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -199,7 +202,8 @@ def quality(lock: str) -> dict:
         "flat_skipped": flat,
         "hashes_with_top_bit_set": float(np.mean(hashes < 0)),
         "distance_by_variant": by_variant,
-        "negative_distances": negative,
+        # A histogram per kind (distance -> pairs), not 61k raw distances.
+        "negative_distances": {k: dict(sorted(Counter(v).items())) for k, v in negative.items()},
         "closest_negatives": sorted(closest)[:8],
         "thresholds": sweep(hashes, labels_a, names),
         "imagehash": {
@@ -265,6 +269,43 @@ def faiss_flat_pairs(hashes: np.ndarray, radius: int) -> int:
     return int(np.count_nonzero(rows < found))
 
 
+def _pairs_of(index: Any, codes: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    limits, _, found = index.range_search(codes, radius + 1)
+    rows = np.repeat(np.arange(len(codes)), np.diff(limits.astype(np.int64)))
+    keep = rows < found
+    return set(zip(rows[keep].tolist(), found[keep].tolist(), strict=True))
+
+
+def alternatives(hashes: np.ndarray, radius: int, lock: str) -> dict:
+    """The ways near_pairs did not take at this radius, against its exact pairs: FAISS
+    multi-index hashing (four 16-bit substrings, radius // 4 flips: exact, never all
+    pairs) and a binary inverted file (sqrt(n) lists, 32 probed: approximate)."""
+    import faiss
+
+    codes = np.ascontiguousarray(hashes.astype(">i8").view(np.uint8).reshape(-1, 8))
+    truth = {(p.a, p.b) for p in near_pairs(hashes, radius)}
+
+    def mih() -> set[tuple[int, int]]:
+        index = faiss.IndexBinaryMultiHash(64, 4, 16)
+        index.nflip = radius // 4
+        index.add(codes)
+        return _pairs_of(index, codes, radius)
+
+    def ivf() -> set[tuple[int, int]]:
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64, round(len(codes) ** 0.5))
+        index.train(codes)
+        index.add(codes)
+        index.nprobe = 32
+        return _pairs_of(index, codes, radius)
+
+    out = {}
+    for name, fn in (("multi-index hashing", mih), ("binary IVF, nprobe 32", ivf)):
+        found, seconds, _ = measure(fn, lock)
+        recall = len(found & truth) / len(truth) if truth else 1.0
+        out[name] = {"seconds": seconds, "recall_of_exact_pairs": recall}
+    return out
+
+
 def speed(n: int, chosen: int, lock: str, brute_limit_s: float) -> dict:
     rng = np.random.default_rng(SEED)
     hashes, order = synthetic(n, rng), list(range(n))
@@ -285,6 +326,7 @@ def speed(n: int, chosen: int, lock: str, brute_limit_s: float) -> dict:
         same = {(p.a, p.b) for p in near_pairs(small, radius)} == brute
         check[radius] = {"brute_force_20k_s": seconds, "near_pairs_equal_brute_force": same}
     out["check_20k"] = check
+    out["alternatives"] = alternatives(hashes, chosen, lock)
     factor, seconds = (n / 20_000) ** 2, check[chosen]["brute_force_20k_s"]
     measured = n <= 20_000 or seconds * factor < brute_limit_s
     if n > 20_000 and measured:
@@ -341,6 +383,11 @@ def report(result: dict, chosen: int, best_f1: int) -> None:
         for radius, c in s["check_20k"].items():
             same, took = c["near_pairs_equal_brute_force"], c["brute_force_20k_s"]
             print(f"20k, radius {radius}: near_pairs == brute force: {same} (brute {took:.2f} s)")
+        for name, alt in s["alternatives"].items():
+            print(
+                f"{name} at {chosen}: {alt['seconds']:.1f} s, "
+                f"recall of the exact pairs {alt['recall_of_exact_pairs']:.3f}"
+            )
         bf = s["brute_force_all"]
         how = "measured" if bf["measured"] else f"20k x {bf['extrapolated_x']:.0f}, extrapolated"
         print(f"numpy brute force, all pairs at {chosen}: {bf['seconds']:.1f} s ({how})")
@@ -373,8 +420,12 @@ def main() -> None:
         per_variant[kind] = {"recall": float(np.mean(d <= chosen)), "mean": float(d.mean())}
         per_variant[kind] |= {"max": int(d.max()), "worst": worst}
     negatives = {
-        kind: {"pairs": len(d), "within": int(np.sum(np.array(d) <= chosen)), "min": min(d)}
-        for kind, d in q["negative_distances"].items()
+        kind: {
+            "pairs": sum(hist.values()),
+            "within": sum(n for d, n in hist.items() if d <= chosen),
+            "min": min(hist),
+        }
+        for kind, hist in q["negative_distances"].items()
     }
     rule = "largest even radius with pairwise precision >= 0.99"
     result["recommended"] = {"threshold": chosen, "rule": rule, "f1_best_threshold": best_f1}

@@ -27,11 +27,32 @@ def check_threshold(threshold: int | None) -> dict[str, int]:
     return radii(threshold)
 
 
-def _paths(store: Store) -> dict[str, list[str]]:
+def _paths(store: Store, contents: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Committed paths by content, sorted (all contents, or only ``contents``)."""
+    where = None if contents is None else Filter(content_hashes=tuple(contents))
     paths: dict[str, list[str]] = {}
-    for row in store.get(FILES, None, ["path", "content_hash"]):
+    for row in store.get(FILES, where, ["path", "content_hash"]):
         paths.setdefault(row["content_hash"], []).append(row["path"])
     return {h: sorted(p) for h, p in paths.items()}
+
+
+def _members(store: Store, groups: list[list[tuple[str, int]]]) -> list[list[DuplicateItem]]:
+    """Groups of (item id, distance) as duplicate entries, looked up in one pass; items
+    whose content has no committed file (a run still writing it) are left out."""
+    wanted = tuple({item_id for group in groups for item_id, _ in group})
+    if not wanted:
+        return [[] for _ in groups]
+    columns = ["id", "content_hash", "kind", "page"]
+    items = {r["id"]: r for r in store.get(ITEMS, Filter(ids=wanted), columns)}
+    paths = _paths(store, {r["content_hash"] for r in items.values()})
+    return [
+        [
+            DuplicateItem(i, paths[item["content_hash"]][0], item["kind"], item["page"], d)
+            for i, d in group
+            if (item := items.get(i)) is not None and item["content_hash"] in paths
+        ]
+        for group in groups
+    ]
 
 
 def exact_groups(store: Store, paths: dict[str, list[str]]) -> list[DuplicateGroup]:
@@ -39,22 +60,19 @@ def exact_groups(store: Store, paths: dict[str, list[str]]) -> list[DuplicateGro
     copied = {h: p for h, p in paths.items() if len(p) > 1}
     if not copied:
         return []
+    columns = ["id", "content_hash", "kind", "page", "chunk"]
+    rows = store.get(ITEMS, Filter(content_hashes=tuple(copied)), columns)
     first: dict[str, dict] = {}
-    rows = store.get(ITEMS, Filter(content_hashes=tuple(copied)), ["id", "content_hash", "kind"])
-    for row in sorted(rows, key=lambda r: _item_order(r["id"])):
+    for row in sorted(rows, key=lambda r: (r["page"] or 0, r["chunk"] or 0, r["id"])):
         first.setdefault(row["content_hash"], row)
-    groups = []
-    for content, files in sorted(copied.items(), key=lambda kv: kv[1][0]):
-        item = first.get(content)
-        if item is None:
-            continue
-        groups.append(
-            DuplicateGroup(
-                "exact",
-                [DuplicateItem(item["id"], path, item["kind"], None, 0) for path in files],
-            )
+    return [
+        DuplicateGroup(
+            "exact",
+            [DuplicateItem(first[h]["id"], path, first[h]["kind"], None, 0) for path in files],
         )
-    return groups
+        for h, files in sorted(copied.items(), key=lambda kv: kv[1][0])
+        if h in first
+    ]
 
 
 def near_groups(
@@ -66,35 +84,16 @@ def near_groups(
     if not store.has_collection(collection):
         return []
     table = HashTable.load(store, collection)
-    committed = np.array([_content(i) in paths for i in table.item_ids], dtype=bool)
+    committed = np.array([h in paths for h in table.masks.hashes.to_pylist()], dtype=bool)
     ids = [i for i, ok in zip(table.item_ids, committed, strict=True) if ok]
-    hashes = table.hashes[committed]
     limit = table.radius_per_row(by_kind)[committed]
     pairs = [
         pair
-        for pair in near_pairs(hashes, max(by_kind.values()))
+        for pair in near_pairs(table.hashes[committed], max(by_kind.values()))
         if pair.distance <= min(limit[pair.a], limit[pair.b])
     ]
-    groups = star_groups(pairs, ids)
-    if not groups:
-        return []
-    wanted = tuple({ids[row] for group in groups for row, _ in group})
-    items = {r["id"]: r for r in store.get(ITEMS, Filter(ids=wanted), ["id", "kind", "page"])}
-    out = []
-    for group in groups:
-        members = [
-            DuplicateItem(
-                ids[row],
-                paths[_content(ids[row])][0],
-                items[ids[row]]["kind"],
-                items[ids[row]]["page"],
-                distance,
-            )
-            for row, distance in group
-            if ids[row] in items
-        ]
-        if len(members) > 1:
-            out.append(DuplicateGroup("near", members))
+    groups = [[(ids[r], d) for r, d in group] for group in star_groups(pairs, ids)]
+    out = [DuplicateGroup("near", m) for m in _members(store, groups) if len(m) > 1]
     return sorted(out, key=lambda g: (g.items[0].path, g.items[0].page or 0))
 
 
@@ -107,40 +106,9 @@ def duplicates_of(
     store: Store, table: HashTable | None, item_id: str, threshold: int | None = None
 ) -> list[DuplicateItem]:
     """The near-duplicates of one item (not the item itself), nearest first."""
-    limit = check_threshold(threshold)
-    if table is None:
+    by_kind = check_threshold(threshold)
+    wanted = table.hash_of(item_id) if table is not None else None
+    if table is None or wanted is None:
         return []
-    wanted = table.hash_of(item_id)
-    if wanted is None:
-        return []
-    near = [(i, d) for i, d in table.near(wanted, limit, None) if i != item_id]
-    if not near:
-        return []
-    paths = _paths_of(store, {_content(i) for i, _ in near})
-    items = {
-        r["id"]: r
-        for r in store.get(ITEMS, Filter(ids=tuple(i for i, _ in near)), ["id", "kind", "page"])
-    }
-    return [
-        DuplicateItem(i, paths[_content(i)][0], items[i]["kind"], items[i]["page"], d)
-        for i, d in near
-        if i in items and _content(i) in paths
-    ]
-
-
-def _paths_of(store: Store, contents: Iterable[str]) -> dict[str, list[str]]:
-    paths: dict[str, list[str]] = {}
-    rows = store.get(FILES, Filter(content_hashes=tuple(contents)), ["path", "content_hash"])
-    for row in rows:
-        paths.setdefault(row["content_hash"], []).append(row["path"])
-    return {h: sorted(p) for h, p in paths.items()}
-
-
-def _content(item_id: str) -> str:
-    return item_id.rsplit(":", 1)[0]
-
-
-def _item_order(item_id: str) -> tuple[str, int]:
-    content, _, part = item_id.rpartition(":")
-    number = "".join(c for c in part if c.isdigit())
-    return content, int(number) if number else -1
+    near = [(i, d) for i, d in table.near(wanted, by_kind, None) if i != item_id]
+    return _members(store, [near])[0]

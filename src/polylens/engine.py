@@ -297,6 +297,9 @@ class Index:
     def _searcher(self) -> Searcher:
         self._reload_meta()
         snapshot = self._keeper.current(start_build=self._serve_from_memory)
+        if snapshot is not None:
+            for rep in self._lineup.recorded(self._meta):
+                rep.forget_store_part()
         return Searcher(
             snapshot if snapshot is not None else StoreReader(self._store),
             self.config,

@@ -71,7 +71,7 @@ class Lineup:
 
     def image_query_refusal(self, meta: IndexMeta) -> str | None:
         """Why no representation of the index can answer an image query, or None."""
-        takers = [r for r in self.recorded(meta) if "image" in r.accepts and not r.supplementary]
+        takers = [r for r in self.recorded(meta) if r.answers("image")]
         unavailable = self.unavailable(meta)
         if takers and all(rep.name in unavailable for rep in takers):
             return unavailable[takers[0].name]

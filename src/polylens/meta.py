@@ -14,9 +14,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from polylens.errors import IndexMismatchError, StoreError
 from polylens.store.schema import SCHEMA_VERSION
@@ -61,14 +62,6 @@ class IndexMeta:
 
     def record(self, name: str) -> ModelRecord | None:
         return (self.representations or {}).get(name)
-
-    @property
-    def image_model(self) -> ModelRecord | None:
-        return self.record("image")
-
-    @property
-    def text_model(self) -> ModelRecord | None:
-        return self.record("text")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,14 +112,18 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write-then-rename so a crash never leaves a half-written file; a failed write
     (disk full, read-only directory) leaves the old file and no temporary behind."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

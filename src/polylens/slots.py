@@ -125,16 +125,16 @@ class ModelSlots:
     ) -> None:
         """Write into ``meta`` what this run's representations are (after loading them).
         Representations not in ``reps`` leave the record."""
-        before = meta.representations
+        # Data of items indexed before a representation joined (or its model loaded) is
+        # missing until the back-fill has run; an index recorded for the first time has
+        # no such items.
+        had_items = meta.representations is not None
         records: dict[str, ModelRecord] = {}
         for rep in reps:
             current = meta.record(rep.name)
-            # Data of items indexed before this representation joined (or its model
-            # loaded) is missing until the back-fill has run; a new index has none.
-            new_here = before is not None
             if rep.model_key is None:
                 records[rep.name] = current or ModelRecord(
-                    rep.name, rep.algorithm, None, version=rep.version, complete=not new_here
+                    rep.name, rep.algorithm, None, version=rep.version, complete=not had_items
                 )
                 continue
             name = rep.model_name(config) or "none"
@@ -154,7 +154,7 @@ class ModelSlots:
                 dim=model.dim if model is not None else None,
                 error=str(error) if error and model is None else None,
                 error_summary=error.summary if error and model is None else None,
-                complete=model is None or not new_here,
+                complete=model is None or not had_items,
                 version=rep.version,
             )
         meta.representations = records

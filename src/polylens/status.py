@@ -28,7 +28,7 @@ def index_status(
     reps = lineup.recorded(meta)
     unavailable = lineup.unavailable(meta)
     image_reason = lineup.image_query_refusal(meta)
-    if not any("image" in r.accepts and not r.supplementary for r in reps):
+    if not any(r.answers("image") for r in reps):
         image_reason = "the index has no representation that answers image queries"
     return IndexStatus(
         path=str(path),

@@ -37,6 +37,12 @@ class IndexWriter:
         reps = self.lineup.reps(self.meta, self.config)
         names = {rep.name for rep in reps}
         dropped = [r for r in self.lineup.recorded(self.meta) if r.name not in names]
+        if dropped and self.meta.representations is not None:
+            # Recorded as gone before its data goes: a run killed in between leaves an
+            # index that no longer counts on that data (a later --with fills it in again).
+            for rep in dropped:
+                self.meta.representations.pop(rep.name, None)
+            write_meta(self.index_dir, self.meta)
         for rep in dropped:
             rep.drop(self.store, self.index_dir)
         loaded: list[Models] = []

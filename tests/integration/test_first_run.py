@@ -115,7 +115,7 @@ def test_role_without_vectors_may_switch_model(tmp_path: Path, mixed: Path) -> N
     with open_index(index, image_model="none", **TEXT) as idx:
         summary = idx.add([mixed / "text"])
         assert summary.warnings == []
-        assert idx._meta.image_model.resolved == "none"  # noqa: SLF001
+        assert idx._meta.record("image").resolved == "none"  # noqa: SLF001
     # ... and so is a model that loads, which then fills in the existing items.
     with open_index(index, image_model="fake-clip", **TEXT) as idx:
         summary = idx.add([mixed / "text"])

@@ -61,16 +61,12 @@ def search(
     with cli_errors():
         if not (query or "").strip() and image is None:
             raise InputError("give a QUERY, --image FILE, or both")
-        # The query image is read before the index opens and any model loads, so a
-        # wrong file is reported at once, by name.
         from polylens.engine import open_index
-        from polylens.ingest.images import read_query_image
 
-        if image is not None:
-            read_query_image(image)
         with open_index(index_dir or default_index(), create=False, serve_from_memory=False) as idx:
-            # The path, not the picture: an indexed exact copy of the file is recognised
-            # by its content hash.
+            # The path, not a picture: the engine reads it before any model loads or the
+            # store opens (a wrong file is named at once), and recognises an indexed exact
+            # copy of the file by its content hash.
             hits = idx.search(
                 query, image=image, k=k, kind=[c.value for c in kind] if kind else None
             )

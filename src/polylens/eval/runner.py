@@ -91,9 +91,7 @@ def available_configs(index: Index, dataset: EvalDataset) -> dict[str, tuple[str
     have = [
         rep
         for rep in lineup.recorded(meta)
-        if not rep.supplementary
-        and reach in rep.accepts
-        and (rep.collection is None or store.count(rep.collection) > 0)
+        if rep.answers(reach) and (rep.collection is None or store.count(rep.collection) > 0)
     ]
     out: dict[str, tuple[str, ...]] = {}
     seen: set[frozenset[str]] = set()

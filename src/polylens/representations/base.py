@@ -59,14 +59,13 @@ class Query:
 @dataclass
 class Ranked:
     """One representation's answer: item ids best first, with their scores on its own
-    scale (higher is better: cosine, BM25, bits in common). ``pinned`` lists go ahead of
-    the fused list, nearest ``distances`` first (exact and near copies of a query image)."""
+    scale (higher is better: cosine, BM25, minus Hamming distance). ``pinned`` lists go
+    ahead of the fused list, best score first (exact and near copies of a query image)."""
 
     ids: list[str]
-    scores: list[float] | None = None
+    scores: list[float]
     weight: float = 1.0
     pinned: bool = False
-    distances: list[float] | None = None
 
 
 @dataclass
@@ -127,12 +126,15 @@ class Representation(ABC):
     """Its configuration name in ``polylens eval``."""
     model_key: ClassVar[str | None] = None
     """The setting naming its model (``image_model``), or None when it has none."""
+    model_role: ClassVar[str] = ""
+    """Its model's role in the model registry's aliases and in messages (``image``)."""
+    _from_store: tuple[Any, Any] | None = None
 
     # -- models ----------------------------------------------------------------------
     @property
     def model_role_label(self) -> str:
         """How messages name its model's role (``image`` in ``--image-model``)."""
-        return getattr(self, "model_role", "") or self.name
+        return self.model_role or self.name
 
     def model_name(self, config: IndexConfig) -> str | None:
         return getattr(config, self.model_key) if self.model_key else None
@@ -158,6 +160,10 @@ class Representation(ABC):
     def weight(self, config: IndexConfig) -> float:
         return 1.0
 
+    def answers(self, part: str) -> bool:
+        """Whether a query made only of ``part`` (text, image, item) can be answered by it."""
+        return part in self.accepts and not self.supplementary
+
     # -- decode and encode -----------------------------------------------------------
     def prepare(self, model: Any, picture: Any) -> Any:
         """This representation's input from a decoded picture (runs on decode threads)."""
@@ -167,7 +173,8 @@ class Representation(ABC):
         """Whether an item (a stored row: kind, text) should have data of this one."""
         if item["kind"] not in self.kinds:
             return False
-        return item["kind"] in PICTURE_KINDS if self.needs.pixels else bool(item["text"].strip())
+        pixels = self.needs.pixels and item["kind"] in PICTURE_KINDS
+        return pixels or (self.needs.text and bool(item["text"].strip()))
 
     def ensure_storage(self, store: Store, model: Any) -> None:
         """Create its collection (if it has one)."""
@@ -190,7 +197,30 @@ class Representation(ABC):
 
     def drop(self, store: Store, index_dir: Path) -> None:
         """Remove everything it stored (``--without NAME`` on an existing index)."""
-        return None
+        if self.collection is not None:
+            store.drop_collection(self.collection)
+
+    def part_from_store(self, ctx: SearchContext) -> Any:
+        """Its read-model part built straight from the store, for searches the in-memory
+        read model does not answer (a one-shot CLI search; a server while the read model
+        catches up with a write). Kept while the store does not change, so a server
+        between two commits builds it once, not per query."""
+        token = ctx.store.change_token()
+        cached = self._from_store
+        if token is not None and cached is not None and cached[0] == token:
+            return cached[1]
+        part = self.load_store_part(ctx)
+        self._from_store = None if token is None else (token, part)
+        return part
+
+    def forget_store_part(self) -> None:
+        """The read model answers now: let the copy built from the store go."""
+        self._from_store = None
+
+    def load_store_part(self, ctx: SearchContext) -> Any:
+        """Build what :meth:`part_from_store` keeps (representations that rank from
+        an in-memory part implement it)."""
+        raise NotImplementedError(f"{self.name} has no part to build from the store")
 
     @abstractmethod
     def retrieve(self, query: Query, ctx: SearchContext) -> Ranked | None:

@@ -11,10 +11,7 @@ a one-shot search loads them, and builds them from the stored texts when they ar
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from polylens.config import IndexConfig
+from polylens.meta import write_atomic
 from polylens.representations.base import (
     BuildContext,
     Needs,
@@ -85,19 +83,18 @@ class Bm25(Representation):
     def retrieve(self, query: Query, ctx: SearchContext) -> Ranked | None:
         if not query.text:
             return None
-        part = ctx.part if ctx.part is not None else self.store_part(ctx.store, ctx.index_dir)
+        part = ctx.part if ctx.part is not None else self.part_from_store(ctx)
         ids, scores = part.search(query.text, ctx.depth, ctx.where)
         return Ranked(ids, scores, weight=self.weight(ctx.config) * query.text_share)
 
     # -- the one-shot path: saved postings, or postings built from the store ------------
-    def store_part(self, store: Store, index_dir: Path | None) -> Bm25Part:
-        token = repr(store.change_token())
-        directory = ann_dir(index_dir) if index_dir is not None else None
-        if directory is not None:
-            saved = _load(directory, token)
+    def load_store_part(self, ctx: SearchContext) -> Bm25Part:
+        token = repr(ctx.store.change_token())
+        if ctx.index_dir is not None:
+            saved = _load(ann_dir(ctx.index_dir), token)
             if saved is not None:
                 return saved
-        return _build(store, Vocabulary())
+        return _build(ctx.store, Vocabulary())
 
     def after_write(self, ctx: BuildContext) -> None:
         part = _build(ctx.store, Vocabulary())
@@ -127,7 +124,7 @@ def _save(directory: Path, part: Bm25Part, token: str) -> None:
     (directory / "bm25.token").unlink(missing_ok=True)
     index = part.index
     terms = sorted(index.vocabulary.ids, key=index.vocabulary.ids.__getitem__)
-    _atomic(
+    write_atomic(
         directory / "bm25.npz",
         lambda f: np.savez(
             f, n_docs=np.int64(index.n_docs), **{a: getattr(index, a) for a in _ARRAYS}
@@ -140,9 +137,11 @@ def _save(directory: Path, part: Bm25Part, token: str) -> None:
             "content_hash": part.masks.hashes,
         }
     )
-    _atomic(directory / "bm25.items.arrow", lambda f: _write_arrow(f, items))
-    _atomic(directory / "bm25.terms.arrow", lambda f: _write_arrow(f, pa.table({"term": terms})))
-    _atomic(directory / "bm25.token", lambda f: f.write(token.encode("utf-8")))
+    write_atomic(directory / "bm25.items.arrow", lambda f: _write_arrow(f, items))
+    write_atomic(
+        directory / "bm25.terms.arrow", lambda f: _write_arrow(f, pa.table({"term": terms}))
+    )
+    write_atomic(directory / "bm25.token", lambda f: f.write(token.encode("utf-8")))
 
 
 def _load(directory: Path, token: str) -> Bm25Part | None:
@@ -175,14 +174,3 @@ def _write_arrow(handle: Any, table: pa.Table) -> None:
 def _read_arrow(path: Path) -> pa.Table:
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all()
-
-
-def _atomic(target: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)

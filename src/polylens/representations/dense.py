@@ -61,8 +61,6 @@ class VectorView:
 class DenseRepresentation(Representation):
     """A model's vectors in ``collection``; ``model_role`` picks its alias table."""
 
-    model_role: str
-
     def canonical(self, registry: ModelRegistry, name: str) -> str:
         return registry.canonical(self.model_role, name)  # type: ignore[arg-type]
 
@@ -79,31 +77,19 @@ class DenseRepresentation(Representation):
         """Item ids and cosines, best first. Without a read model the same search runs
         over the store's vectors (or the saved ANN index), not LanceDB's own vector
         search: its kernels round differently and near-ties came out in another order."""
-        part = ctx.part if ctx.part is not None else self.store_part(ctx)
+        part = ctx.part if ctx.part is not None else self.part_from_store(ctx)
         return part.nearest(vector, k, where)
 
-    def store_part(self, ctx: SearchContext) -> VectorView:
-        """This representation's read-model part, straight from the store."""
+    def load_store_part(self, ctx: SearchContext) -> VectorView:
         assert self.collection is not None
         settings = AnnSettings(min_rows=ctx.config.ann_min_rows, nprobe=ctx.config.ann_nprobe)
-        columns = ["id", "item_id", "content_hash", "kind"]
-        if ctx.store.count(self.collection) < settings.min_rows:
-            table = ctx.store.scan(self.collection, [*columns, "vector"]).combine_chunks()
-            index = VectorIndex(
-                table.column("id"), matrix=matrix_of(table.column("vector")), nprobe=settings.nprobe
-            )
-        else:
-            table = ctx.store.scan(self.collection, columns).combine_chunks()
-            directory = ann_dir(ctx.index_dir) if ctx.index_dir else Path(".")
-            index = open_ann(ctx.store, self.collection, directory, settings, table.column("id"))
-            positions = pc.index_in(index.ids, value_set=table.column("id"))
-            index.live &= ~pc.is_null(positions).to_numpy(zero_copy_only=False)
-            table = table.take(pc.fill_null(positions, 0))
+        directory = ann_dir(ctx.index_dir) if ctx.index_dir else None
+        index, rows = _load_vectors(ctx.store, self.collection, settings, directory)
         return VectorView(
             index=index,
-            item_rows=np.arange(len(table), dtype=np.int64),
-            masks=FilterMasks.of(table),
-            item_ids=table.column("item_id").to_pylist(),
+            item_rows=np.arange(len(rows), dtype=np.int64),
+            masks=FilterMasks.of(rows),
+            item_ids=rows.column("item_id").to_pylist(),
         )
 
     def stored_vector(self, ctx: SearchContext, item_id: str) -> Any:
@@ -116,33 +102,17 @@ class DenseRepresentation(Representation):
 
     # -- read model and derived files ------------------------------------------------
     def build_part(self, ctx: BuildContext) -> VectorView | None:
-        name = self.collection
-        assert name is not None
-        store, settings = ctx.store, ctx.ann
-        if not store.has_collection(name):
+        assert self.collection is not None
+        if not ctx.store.has_collection(self.collection):
             return None
-        if store.count(name) < settings.min_rows:
-            table = store.scan(name, ["id", "item_id", "content_hash", "kind", "vector"])
-            index = VectorIndex(
-                table.column("id").combine_chunks(),
-                matrix=matrix_of(table.column("vector")),
-                nprobe=settings.nprobe,
-            )
-            aligned = table.select(["item_id", "content_hash", "kind"]).combine_chunks()
-        else:
-            meta = store.scan(name, ["id", "item_id", "content_hash", "kind"]).combine_chunks()
-            index = open_ann(store, name, ann_dir(ctx.index_dir), settings, meta.column("id"))
-            positions = pc.index_in(index.ids, value_set=meta.column("id"))
-            aligned = meta.select(["item_id", "content_hash", "kind"]).take(
-                pc.fill_null(positions, 0)
-            )
-            index.live &= ~pc.is_null(positions).to_numpy(zero_copy_only=False)
-        item_rows = pc.fill_null(pc.index_in(aligned.column("item_id"), value_set=ctx.item_ids), -1)
+        directory = ann_dir(ctx.index_dir)
+        index, rows = _load_vectors(ctx.store, self.collection, ctx.ann, directory)
+        item_rows = pc.fill_null(pc.index_in(rows.column("item_id"), value_set=ctx.item_ids), -1)
         item_rows = item_rows.to_numpy(zero_copy_only=False).astype(np.int64)
         return VectorView(
             index=index,
             item_rows=item_rows,
-            masks=FilterMasks.of(aligned, base=item_rows >= 0),
+            masks=FilterMasks.of(rows, base=item_rows >= 0),
             item_ids=ctx.ids,
         )
 
@@ -157,8 +127,8 @@ class DenseRepresentation(Representation):
             open_ann(ctx.store, name, ann_dir(ctx.index_dir), ctx.ann, ids, save=True)
 
     def drop(self, store: Store, index_dir: Path) -> None:
+        super().drop(store, index_dir)
         assert self.collection is not None
-        store.drop_collection(self.collection)
         for path in ann_paths(ann_dir(index_dir), self.collection):
             path.unlink(missing_ok=True)
 
@@ -170,17 +140,38 @@ def ann_dir(index_dir: Path) -> Path:
     return index_dir / ANN_DIR
 
 
+def _load_vectors(
+    store: Store, name: str, settings: AnnSettings, directory: Path | None
+) -> tuple[VectorIndex, pa.Table]:
+    """The collection's vectors in a searchable index (an exact matrix below
+    ``min_rows``, else the saved ANN index brought up to date), and its rows (item id,
+    content hash, kind) in the index's row order."""
+    columns = ["id", "item_id", "content_hash", "kind"]
+    if store.count(name) < settings.min_rows:
+        table = store.scan(name, [*columns, "vector"]).combine_chunks()
+        index = VectorIndex(
+            table.column("id"), matrix=matrix_of(table.column("vector")), nprobe=settings.nprobe
+        )
+        return index, table.select(columns[1:])
+    table = store.scan(name, columns).combine_chunks()
+    index = open_ann(store, name, directory, settings, table.column("id"))
+    positions = pc.index_in(index.ids, value_set=table.column("id"))
+    index.live &= ~pc.is_null(positions).to_numpy(zero_copy_only=False)
+    return index, table.select(columns[1:]).take(pc.fill_null(positions, 0))
+
+
 def open_ann(
     store: Store,
     name: str,
-    directory: Path,
+    directory: Path | None,
     settings: AnnSettings,
     store_ids: pa.ChunkedArray | pa.Array,
     *,
     save: bool = False,
 ) -> VectorIndex:
     """The saved ANN index of ``name`` brought up to the store's rows (built if missing,
-    mostly dead or outgrown); written back when ``save`` (writers only)."""
+    mostly dead or outgrown); written back when ``save`` (writers only). Without a
+    ``directory`` (a store outside an index directory) it is built in memory."""
     if isinstance(store_ids, pa.ChunkedArray):
         store_ids = store_ids.combine_chunks()
 
@@ -189,13 +180,13 @@ def open_ann(
         order = pc.index_in(pa.array(ids, type=pa.string()), value_set=table.column("id"))
         return matrix_of(table.column("vector").take(order))
 
-    saved = load_ann(directory, name)
+    saved = load_ann(directory, name) if directory is not None else None
     if saved is not None:
         ann, ann_ids, live, changed = sync_ann(*saved, store_ids, fetch)
         index = VectorIndex(ann_ids, ann=ann, nprobe=settings.nprobe)
         index.live = live
         if index.dead_share <= REBUILD_DEAD_SHARE and not outgrown(ann):
-            if save and changed:
+            if save and changed and directory is not None:
                 save_ann(directory, name, ann, ann_ids)
             return index
         log.info("rebuilding the ANN index of %s (%.0f%% dead)", name, 100 * index.dead_share)
@@ -203,6 +194,6 @@ def open_ann(
     table = store.scan(name, ["id", "vector"])
     ann = build_ann(matrix_of(table.column("vector")))
     ann_ids = table.column("id").combine_chunks()
-    if save:
+    if save and directory is not None:
         save_ann(directory, name, ann, ann_ids)
     return VectorIndex(ann_ids, ann=ann, nprobe=settings.nprobe)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +60,7 @@ class HashTable:
     item_ids: list[str]
     hashes: np.ndarray  # int64
     masks: FilterMasks
+    _rows: dict[str, int] | None = None
 
     @classmethod
     def load(cls, store: Store, collection: str) -> HashTable:
@@ -102,10 +102,10 @@ class HashTable:
         return sorted(self.item_ids[r] for r in np.flatnonzero(same))
 
     def hash_of(self, item_id: str) -> int | None:
-        try:
-            return int(self.hashes[self.item_ids.index(item_id)])
-        except ValueError:
-            return None
+        if self._rows is None:
+            self._rows = {item_id: row for row, item_id in enumerate(self.item_ids)}
+        row = self._rows.get(item_id)
+        return None if row is None else int(self.hashes[row])
 
 
 class PerceptualHash(Representation):
@@ -148,11 +148,11 @@ class PerceptualHash(Representation):
     def build_part(self, ctx: BuildContext) -> HashTable:
         return HashTable.load(ctx.store, self.collection)
 
-    def table(self, ctx: SearchContext) -> HashTable:
-        return ctx.part if ctx.part is not None else HashTable.load(ctx.store, self.collection)
+    def load_store_part(self, ctx: SearchContext) -> HashTable:
+        return HashTable.load(ctx.store, self.collection)
 
     def retrieve(self, query: Query, ctx: SearchContext) -> Ranked | None:
-        table = self.table(ctx)
+        table = ctx.part if ctx.part is not None else self.part_from_store(ctx)
         if query.item_id is not None:
             wanted = table.hash_of(query.item_id)
         elif query.image is not None:
@@ -161,16 +161,9 @@ class PerceptualHash(Representation):
             return None
         if wanted is None:
             return None
-        near = table.near(wanted, NEAR_DISTANCE, ctx.where)
-        if query.image_digest is not None:  # the same file: ahead of every near copy
+        # Scores: minus the Hamming distance; the query's own file (same bytes) above all.
+        near = [(i, -float(d)) for i, d in table.near(wanted, NEAR_DISTANCE, ctx.where)]
+        if query.image_digest is not None:
             exact = table.copies(query.image_digest, ctx.where)
-            near = [(i, -1) for i in exact] + [(i, d) for i, d in near if i not in exact]
-        return Ranked(
-            [item_id for item_id, _ in near],
-            scores=[float(64 - max(d, 0)) for _, d in near],  # bits in common
-            pinned=True,
-            distances=[float(d) for _, d in near],
-        )
-
-    def drop(self, store: Store, index_dir: Path) -> None:
-        store.drop_collection(self.collection)
+            near = [(i, 1.0) for i in exact] + [(i, s) for i, s in near if i not in exact]
+        return Ranked([i for i, _ in near], [s for _, s in near], pinned=True)

@@ -102,7 +102,7 @@ class Searcher:
     def _usable_image(self, image: Any, text: str, use: list[Bound], warnings: list[str]) -> Any:
         if image is None:
             return None
-        takers = [b for b in use if "image" in b.rep.accepts and not b.rep.supplementary]
+        takers = [b for b in use if b.rep.answers("image")]
         if any(self._ready(b) for b in takers):
             return image
         reasons = [self.unavailable[b.name] for b in takers if b.name in self.unavailable]
@@ -214,7 +214,7 @@ def check_request(
 
 
 def _fuse(ranked: dict[str, Ranked], rrf_k: int) -> list[Fused]:
-    """Reciprocal rank fusion of every list; pinned lists' items first, by their distance,
+    """Reciprocal rank fusion of every list; pinned lists' items first, best score first,
     ties (equal hashes, say) in fused order."""
     fused = reciprocal_rank_fusion(
         {name: r.ids for name, r in ranked.items()},
@@ -224,14 +224,13 @@ def _fuse(ranked: dict[str, Ranked], rrf_k: int) -> list[Fused]:
     pinned: dict[str, float] = {}
     for answer in ranked.values():
         if answer.pinned:
-            for n, item_id in enumerate(answer.ids):
-                distance = answer.distances[n] if answer.distances else float(n)
-                pinned[item_id] = min(distance, pinned.get(item_id, distance))
+            for item_id, score in zip(answer.ids, answer.scores, strict=True):
+                pinned[item_id] = max(score, pinned.get(item_id, score))
     if not pinned:
         return fused
     position = {f.id: n for n, f in enumerate(fused)}
     ahead = sorted(
-        (f for f in fused if f.id in pinned), key=lambda f: (pinned[f.id], position[f.id])
+        (f for f in fused if f.id in pinned), key=lambda f: (-pinned[f.id], position[f.id])
     )
     return ahead + [f for f in fused if f.id not in pinned]
 
