@@ -800,10 +800,20 @@
   }
 
   function closeDetail() {
-    if (els.detail.open) els.detail.close();
+    if (!els.detail.open) return;
+    els.detail.close();
+    // settle now, not in the "close" event: that event comes a task later, and a key
+    // pressed in between ("/" to the search box) would have its focus taken back
+    settleAfterDetail();
   }
 
   function onDetailClosed() {
+    // the browser closed it (its own Esc handling); a reopened dialog is left alone
+    if (!els.detail.open) settleAfterDetail();
+  }
+
+  function settleAfterDetail() {
+    if (!document.body.classList.contains("has-dialog")) return; // settled already
     document.body.classList.remove("has-dialog");
     state.detailSeq++;
     state.detailHit = null;
