@@ -21,6 +21,10 @@ class Hit:
     passages of a text file (0-based) and is ``None`` for images and pages.
     ``sources`` names the representations that found the item (``image``, ``text``,
     ``bm25``, ...) with the item's rank in each, so a user can see why it matched.
+    ``score`` is the fused rank score (it orders hits, it means nothing on its own);
+    ``confidence`` estimates the probability that the hit is relevant, comparable across
+    queries and indexes (None: no representation that found it measures evidence);
+    ``weak``: the confidence is below the index's ``weak_below`` setting.
     """
 
     id: str
@@ -33,6 +37,8 @@ class Hit:
     content_hash: str = ""
     other_paths: tuple[str, ...] = ()
     sources: dict[str, int] = field(default_factory=dict)
+    confidence: float | None = None
+    weak: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -44,14 +50,22 @@ class SearchResults(list[Hit]):
     """Hits best first, plus what the caller should know about how they were found.
 
     ``warnings``: parts of the query that could not run, and why (e.g. an image part on
-    an index without image embeddings); ``has_more``: more hits exist past these."""
+    an index without image embeddings); ``has_more``: more hits exist past these;
+    ``no_good_match``: the first ten hits of the whole result list (not only of this
+    page) are all weak, so nothing found is likely to answer the query."""
 
     def __init__(
-        self, hits: Iterable[Hit] = (), *, warnings: Iterable[str] = (), has_more: bool = False
+        self,
+        hits: Iterable[Hit] = (),
+        *,
+        warnings: Iterable[str] = (),
+        has_more: bool = False,
+        no_good_match: bool = False,
     ) -> None:
         super().__init__(hits)
         self.warnings = list(warnings)
         self.has_more = has_more
+        self.no_good_match = no_good_match
 
 
 @dataclass(frozen=True)

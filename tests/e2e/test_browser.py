@@ -273,7 +273,8 @@ def test_search_image_query_detail_and_more_like_this(
     expect(page.locator(".card .card-score").first).to_be_hidden()
     page.locator("#show-scores").check()
     expect(page.locator(".card .card-score").first).to_be_visible()
-    expect(page.locator(".card .score-value").first).to_have_text(re.compile(r"^\d+\.\d{4}$"))
+    # a confidence a person can read (the fused score only where there is none)
+    expect(page.locator(".card .score-value").first).to_have_text(re.compile(r"^\d{1,3}%$"))
 
     # pagination: the sample index holds more than one page of "euro" results
     shown = cards.count()
@@ -447,7 +448,8 @@ def test_one_heading_with_a_true_count_and_the_warnings(
     server: str, browser: Any, page_errors: list[str]
 ) -> None:
     everything = len(_get_json(server + "/api/search?q=euro&k=200")["hits"])
-    text_only = len(_get_json(server + "/api/search?q=euro&k=200&kind=text")["hits"])
+    text_answer = _get_json(server + "/api/search?q=euro&k=200&kind=text")
+    text_only, text_verdict = len(text_answer["hits"]), text_answer["no_good_match"]
     # the sample index: more than one page of everything, less than one of text
     assert PAGE_SIZE < everything < 2 * PAGE_SIZE, everything
     assert 0 < text_only < PAGE_SIZE, text_only
@@ -501,12 +503,14 @@ def test_one_heading_with_a_true_count_and_the_warnings(
     # the next search clears the note; fewer than a page: the exact number at once
     page.locator(".pill", has_text="Images").click()
     page.locator(".pill", has_text="PDF pages").click()
-    expect(title).to_have_text(f"{text_only} results for “euro”")
+    # (no text file is about the euro: the heading says there is no good match)
+    assert text_verdict is True
+    expect(title).to_have_text("No good match for “euro” — closest results")
     page.wait_for_function("document.querySelector('#results').dataset.state === 'done'")
     assert cards.count() == text_only
     expect(more).to_be_hidden()
     expect(warnings).to_have_count(0)
-    assert page.locator("main").inner_text().count("results for") == 1
+    assert page.locator("main").inner_text().count("closest results") == 1
     assert page_errors == []
     page.context.close()
 
@@ -583,5 +587,46 @@ def test_image_control_is_off_without_an_image_model(
     png = shots / f"image-off-results-{width}.png"
     page.screenshot(path=str(png))
     _assert_png(png)
+    assert page_errors == []
+    page.context.close()
+
+
+def test_no_good_match_is_said_and_weak_results_are_set_apart(
+    server: str, browser: Any, shots: Path, page_errors: list[str]
+) -> None:
+    nonsense = "zzzxqv qwvprt"
+    api = _get_json(server + "/api/search?q=zzzxqv+qwvprt&k=24")
+    assert api["no_good_match"] is True and api["hits"]
+    found = _get_json(server + "/api/search?q=SQLite+database+engine&k=24")
+    assert found["no_good_match"] is False
+
+    page = _new_page(browser, page_errors, 1280, 900)
+    page.goto(server + "/")
+    title = page.locator("#results-title")
+    generation = _generation(page)
+    page.locator("#q").fill(nonsense)
+    page.locator("#q").press("Enter")
+    _wait_for_results(page, generation, "text")
+    expect(title).to_have_text(f"No good match for “{nonsense}” — closest results")
+    assert title.get_attribute("data-no-good-match") == "true"
+    # every closest result is shown, all of them quieter, no divider (nothing is good)
+    assert page.locator(".card").count() == len(api["hits"])
+    assert page.locator(".card-weak").count() == len(api["hits"])
+    assert page.locator(".weak-divider").count() == 0
+    page.screenshot(path=str(shots / "no-good-match.png"))
+
+    # a query the index answers: a plain heading, weak cards exactly where the API says,
+    # and one divider before the first weak result that follows a good one
+    generation = _generation(page)
+    page.locator("#q").fill("SQLite database engine")
+    page.locator("#q").press("Enter")
+    _wait_for_results(page, generation, "text")
+    expect(title).not_to_contain_text("No good match")
+    assert title.get_attribute("data-no-good-match") == "false"
+    weak = [h["weak"] for h in found["hits"]]
+    shown = ["card-weak" in (c.get_attribute("class") or "") for c in page.locator(".card").all()]
+    assert shown == weak
+    good_then_weak = any(weak[i] and not all(weak[:i]) for i in range(len(weak)))
+    assert page.locator(".weak-divider").count() == (1 if good_then_weak else 0)
     assert page_errors == []
     page.context.close()

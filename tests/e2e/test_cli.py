@@ -45,7 +45,7 @@ def test_search_json_contract(fast_index: Path) -> None:
     hits = json.loads(out.stdout)
     assert 0 < len(hits) <= 5
     for hit in hits:
-        assert {"id", "path", "kind", "page", "score", "snippet"} <= set(hit)
+        assert {"id", "path", "kind", "page", "score", "snippet", "confidence", "weak"} <= set(hit)
         assert hit["kind"] in ("image", "page", "text")
         assert (hit["page"] is None) == (hit["kind"] != "page")
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
@@ -139,6 +139,19 @@ def test_default_offline_configuration_on_samples(tmp_path: Path) -> None:
     assert hit["path"].endswith("euro.pdf") and hit["kind"] == "page"
     hit = top("how large can a database get")
     assert hit["path"].endswith("about-sqlite.md")
+    assert hit["weak"] is False and 0.1 <= hit["confidence"] <= 1.0
+
+    # nothing here is about baking: the CLI says so before the closest results
+    out = polylens("search", "recipe for a lemon meringue pie", "--index", str(index), "-k", "3")
+    assert out.stdout.startswith("No good match — closest results:"), out.stdout
+    weak = json.loads(
+        polylens(
+            "search", "recipe for a lemon meringue pie", "--index", str(index), "--json"
+        ).stdout
+    )
+    assert weak and all(h["weak"] and 0.0 <= h["confidence"] < 0.1 for h in weak)
+    out = polylens("search", "how large can a database get", "--index", str(index), "-k", "3")
+    assert "No good match" not in out.stdout and "%" in out.stdout.splitlines()[0]
 
 
 def test_bad_arguments_are_reported_before_any_model_loads(

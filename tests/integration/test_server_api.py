@@ -205,3 +205,21 @@ def test_reindex_job_reports_progress(index_dir: Path, tmp_path: Path) -> None:
         assert state["state"] == "done", state
         assert state["summary"]["unchanged"] == 12
         assert c.get("/api/jobs/unknown").status_code == 404
+
+
+def test_confidence_and_no_good_match(client: TestClient) -> None:
+    """Every hit has a confidence in [0, 1]; a query nothing answers says so, one the
+    index answers does not; pages past the first still report on the best hit."""
+    found = client.get("/api/search", params={"q": "SQLite database engine", "k": 3}).json()
+    assert found["no_good_match"] is False
+    best = max(found["hits"], key=lambda h: h["confidence"])
+    assert best["path"].endswith("about-sqlite.md")
+    assert 0.0 <= best["confidence"] <= 1.0 and best["weak"] is False
+    assert all(0.0 <= h["confidence"] <= 1.0 for h in found["hits"])
+
+    nothing = client.get("/api/search", params={"q": "zzzxqv qwvprt", "k": 3}).json()
+    assert nothing["no_good_match"] is True
+    assert nothing["hits"] and nothing["hits"][0]["weak"] is True
+    assert nothing["hits"][0]["confidence"] < best["confidence"]
+    later = client.get("/api/search", params={"q": "zzzxqv qwvprt", "k": 3, "offset": 3}).json()
+    assert later["no_good_match"] is True

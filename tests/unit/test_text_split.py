@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from polylens.encoders.windows import char_windows as windows
 from polylens.ingest.text import decode_text, split_passages
-from polylens.representations.text_embedding import windows
 
 
 def test_paragraphs_are_kept_whole_and_merged_up_to_target() -> None:

@@ -78,16 +78,21 @@ def search(
     if not hits:
         out_console.print("no matches")
         return
+    if hits.no_good_match:
+        out_console.print("[bold]No good match[/] — closest results:", highlight=False)
     print_hits(hits, out_console)
 
 
 def print_hits(hits: list[Hit], console: Console) -> None:
-    """One line per hit (rank, score, kind, where), its snippet indented below: lines
-    that wrap at words, so results read the same at 80 columns, in a pipe or a log."""
+    """One line per hit (rank, confidence, kind, where), its snippet indented below:
+    lines that wrap at words, so results read the same at 80 columns, in a pipe or a log.
+    Weak hits after good ones come under a line of their own."""
     for rank, hit in enumerate(hits, start=1):
+        if hit.weak and rank > 1 and not hits[rank - 2].weak:
+            console.print("[dim]weaker matches:[/]", highlight=False)
         where = shown_path(hit.path) + (f"  p.{hit.page}" if hit.page else "")
         console.print(
-            f"[bold]{rank:>2}[/]  {hit.score:.4f}  {hit.kind:<5}  {where}",
+            f"[bold]{rank:>2}[/]  {_confidence(hit)}  {hit.kind:<5}  {where}",
             highlight=False,
             soft_wrap=True,
         )
@@ -96,3 +101,10 @@ def print_hits(hits: list[Hit], console: Console) -> None:
             width = max(40, min(console.width, 100) - 4)
             for line in textwrap.wrap(snippet, width=width):
                 console.print(Text("    " + line, style="dim"), soft_wrap=True)
+
+
+def _confidence(hit: Hit) -> str:
+    """The hit's confidence as a percentage; the fused score where it has none."""
+    if hit.confidence is None:
+        return f"{hit.score:.4f}"
+    return f"{round(100 * hit.confidence):>3d}%  "

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from polylens.encoders.windows import char_windows
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -114,6 +116,11 @@ class TextEncoder(ABC):
 
     @abstractmethod
     def _embed_batch(self, texts: Sequence[str], *, query: bool) -> np.ndarray: ...
+
+    def windows(self, text: str, max_chars: int) -> list[str]:
+        """The pieces of ``text`` to embed, each short enough for the model to read whole
+        (by characters here; models that know their tokens cut by tokens)."""
+        return char_windows(text, max_chars)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed_all(texts, query=False)

@@ -15,6 +15,7 @@ import numpy as np
 from polylens._lazy import import_or_raise
 from polylens.encoders.base import TextEncoder
 from polylens.encoders.device import pick_device
+from polylens.encoders.windows import token_windows
 from polylens.errors import ModelError
 
 
@@ -39,8 +40,27 @@ class SentenceTransformerText(TextEncoder):
         )
         dim = get_dim()
         self.max_seq_length = int(getattr(self._model, "max_seq_length", 256) or 256)
+        self._reserved = 2 + self._prompt_tokens()
         self._lock = threading.Lock()
         self.dim = int(dim) if dim else int(self._embed_batch(["x"], query=True).shape[1])
+
+    def windows(self, text: str, max_chars: int) -> list[str]:
+        """Windows of the model's own maximum sequence length in tokens (less the special
+        tokens and a document prompt, if the model has one)."""
+        tokenizer = getattr(self._model, "tokenizer", None)
+        if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+            return super().windows(text, min(max_chars, 4 * self.max_seq_length))
+        with self._lock:
+            encoded = tokenizer(
+                text,
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                truncation=False,
+                verbose=False,
+            )
+        return token_windows(
+            text, encoded["offset_mapping"], self.max_seq_length - self._reserved, max_chars
+        )
 
     def _embed_batch(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
         encode = getattr(self._model, "encode_query" if query else "encode_document", None)
@@ -54,3 +74,12 @@ class SentenceTransformerText(TextEncoder):
                 show_progress_bar=False,
             )
         return np.asarray(out, dtype=np.float32)
+
+    def _prompt_tokens(self) -> int:
+        """Tokens of the prompt put before each document, if the model has one."""
+        prompts = getattr(self._model, "prompts", None) or {}
+        prompt = prompts.get("document") or prompts.get("passage") or ""
+        tokenizer = getattr(self._model, "tokenizer", None)
+        if not prompt or tokenizer is None:
+            return 0
+        return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])

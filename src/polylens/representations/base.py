@@ -66,6 +66,16 @@ class Ranked:
     scores: list[float]
     weight: float = 1.0
     pinned: bool = False
+    evidence: list[float] | None = None
+    """Per item, its score normalised against this index's background for the query
+    (standard deviations above the query's mean over a sample of the index, or the share
+    of the query BM25 matched): what confidence is calibrated from. None: no evidence."""
+    curve: str | None = None
+    """The calibration curve ``evidence`` follows (``text``, ``image-text``, ``image``,
+    ``bm25``: see :mod:`polylens.search.calibration`)."""
+    kinds: tuple[str, ...] | None = None
+    """The item kinds this list ranked (None: all its representation covers). An item of
+    another kind is not judged by the list's absence of it."""
 
 
 @dataclass

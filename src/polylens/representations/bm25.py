@@ -85,7 +85,10 @@ class Bm25(Representation):
             return None
         part = ctx.part if ctx.part is not None else self.part_from_store(ctx)
         ids, scores = part.search(query.text, ctx.depth, ctx.where)
-        return Ranked(ids, scores, weight=self.weight(ctx.config) * query.text_share)
+        attainable = part.index.attainable(query.text)
+        evidence = [s / attainable for s in scores] if attainable > 0 else None
+        weight = self.weight(ctx.config) * query.text_share
+        return Ranked(ids, scores, weight=weight, evidence=evidence, curve="bm25")
 
     # -- the one-shot path: saved postings, or postings built from the store ------------
     def load_store_part(self, ctx: SearchContext) -> Bm25Part:

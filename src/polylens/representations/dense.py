@@ -47,6 +47,12 @@ class VectorView:
     item_rows: np.ndarray  # vector row -> item row in the read model, -1 when unknown
     masks: FilterMasks
     item_ids: list[str]
+    bank: np.ndarray | None = None
+    """A fixed random sample of the collection's vectors: the background a query's scores
+    are measured against (see :meth:`DenseRepresentation.evidence`)."""
+    bank_kinds: np.ndarray | None = None
+    """The item kind of each bank row (a search restricted to kinds is measured against
+    those kinds: text passages sit closer to a text query than any picture does)."""
 
     def nearest(
         self, vector: np.ndarray, k: int, where: Filter | None
@@ -56,6 +62,35 @@ class VectorView:
         items = self.item_rows[rows]
         known = items >= 0
         return [self.item_ids[i] for i in items[known]], scores[known].tolist()
+
+
+BANK_ROWS = 1024
+"""Vectors in a background bank: enough for a query's mean and spread over the index to
+within a few per cent, cheap enough (a 1024 x dim product) to compute per query."""
+
+
+def background_bank(
+    store: Store, name: str, index: VectorIndex, kinds: pa.ChunkedArray | pa.Array
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A fixed-seed sample of the live vectors and their kinds (None below two rows):
+    from the exact matrix, or fetched from the store for an ANN index (it keeps no raw
+    vectors). ``kinds``: the kind of every index row."""
+    live = np.flatnonzero(index.live)
+    if len(live) < 2:
+        return None, None
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(live, size=min(BANK_ROWS, len(live)), replace=False))
+    bank_kinds = np.asarray(kinds.take(pa.array(pick)).to_pylist(), dtype=object)
+    if index.matrix is not None:
+        return np.ascontiguousarray(index.matrix[pick]), bank_kinds
+    ids = index.ids.take(pa.array(pick))
+    table = store.scan(name, ["id", "vector"], Filter(ids=tuple(ids.to_pylist())))
+    order = pc.index_in(ids, value_set=table.column("id"))
+    found = ~pc.is_null(order).to_numpy(zero_copy_only=False)
+    if found.sum() < 2:
+        return None, None
+    vectors = matrix_of(table.column("vector").take(pc.drop_null(order)))
+    return vectors, bank_kinds[found]
 
 
 class DenseRepresentation(Representation):
@@ -80,16 +115,38 @@ class DenseRepresentation(Representation):
         part = ctx.part if ctx.part is not None else self.part_from_store(ctx)
         return part.nearest(vector, k, where)
 
+    def evidence(
+        self, ctx: SearchContext, vector: Any, scores: list[float], where: Filter | None
+    ) -> list[float] | None:
+        """Each score in standard deviations above the query's mean cosine over the
+        background bank. Raw cosines are not comparable across queries (some queries sit
+        close to everything) or models (each has its own cosine range); how far a hit
+        stands out from what this query scores against the index at large is."""
+        part = ctx.part if ctx.part is not None else self.part_from_store(ctx)
+        bank, kinds = getattr(part, "bank", None), getattr(part, "bank_kinds", None)
+        if bank is None or not scores:
+            return None
+        if where is not None and where.kinds and kinds is not None:
+            mine = np.isin(kinds, list(where.kinds))
+            if mine.sum() >= 16:
+                bank = bank[mine]
+        sims = bank @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        spread = max(float(sims.std()), 1e-3)
+        return ((np.asarray(scores, dtype=np.float64) - float(sims.mean())) / spread).tolist()
+
     def load_store_part(self, ctx: SearchContext) -> VectorView:
         assert self.collection is not None
         settings = AnnSettings(min_rows=ctx.config.ann_min_rows, nprobe=ctx.config.ann_nprobe)
         directory = ann_dir(ctx.index_dir) if ctx.index_dir else None
         index, rows = _load_vectors(ctx.store, self.collection, settings, directory)
+        bank, bank_kinds = background_bank(ctx.store, self.collection, index, rows.column("kind"))
         return VectorView(
             index=index,
             item_rows=np.arange(len(rows), dtype=np.int64),
             masks=FilterMasks.of(rows),
             item_ids=rows.column("item_id").to_pylist(),
+            bank=bank,
+            bank_kinds=bank_kinds,
         )
 
     def stored_vector(self, ctx: SearchContext, item_id: str) -> Any:
@@ -109,11 +166,14 @@ class DenseRepresentation(Representation):
         index, rows = _load_vectors(ctx.store, self.collection, ctx.ann, directory)
         item_rows = pc.fill_null(pc.index_in(rows.column("item_id"), value_set=ctx.item_ids), -1)
         item_rows = item_rows.to_numpy(zero_copy_only=False).astype(np.int64)
+        bank, bank_kinds = background_bank(ctx.store, self.collection, index, rows.column("kind"))
         return VectorView(
             index=index,
             item_rows=item_rows,
             masks=FilterMasks.of(rows, base=item_rows >= 0),
             item_ids=ctx.ids,
+            bank=bank,
+            bank_kinds=bank_kinds,
         )
 
     def after_write(self, ctx: BuildContext) -> None:

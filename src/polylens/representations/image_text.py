@@ -108,4 +108,11 @@ class ImageText(DenseRepresentation):
         else:
             return None
         ids, scores = self.nearest(ctx, vector, ctx.depth, where)
-        return Ranked(ids, scores, weight=self.weight(ctx.config))
+        evidence = self.evidence(ctx, vector, scores, where)
+        # a text against pictures is one scale, a picture against pictures another
+        curve = (
+            "image-text" if query.text and query.image is None and not query.item_id else "image"
+        )
+        weight = self.weight(ctx.config)
+        kinds = where.kinds if where is not None else None
+        return Ranked(ids, scores, weight=weight, evidence=evidence, curve=curve, kinds=kinds)

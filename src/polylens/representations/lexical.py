@@ -139,6 +139,21 @@ class Bm25Index:
             pool = np.unique(np.concatenate(seen)) if len(seen) > 1 else seen[0]
         return pool if allowed is None else pool[allowed[pool]]
 
+    def attainable(self, query: str) -> float:
+        """The most a document could score for ``query``: every distinct query term at
+        its best weight in the index, and a term the index lacks at the weight it would
+        have in the one document that had it. A hit's score over this is the share of
+        the query's information it matched; a query word no document has (the topic
+        the index does not cover) lowers every hit's share."""
+        ids = self.vocabulary.ids
+        unseen = float(np.log1p((self.n_docs + 0.5) / 0.5))
+        total = 0.0
+        for word in set(analyse(query)):
+            t = ids.get(word)
+            known = t is not None and t < len(self.upper) and self.starts[t + 1] > self.starts[t]
+            total += float(self.upper[t]) if known else unseen
+        return total
+
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

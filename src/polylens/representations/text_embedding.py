@@ -1,7 +1,7 @@
 """Text embeddings (MiniLM, BGE, E5) of every item's text: passages, text layers, OCR.
 
-Texts longer than ``text_vector_chars`` (PDF pages, dense scans) get one vector per window
-and are scored by their best window at query time.
+Texts longer than the model reads at once (PDF pages, dense scans) get one vector per
+window (see :mod:`polylens.encoders.windows`) and are scored by their best window.
 """
 
 from __future__ import annotations
@@ -16,26 +16,6 @@ from polylens.representations.base import Needs, Query, Ranked, SearchContext
 from polylens.representations.dense import DenseRepresentation
 from polylens.representations.image_text import vector_row
 from polylens.types import StageClock, Unit
-
-
-def windows(text: str, size: int) -> list[str]:
-    """Cut long text into embedder-sized windows at whitespace (for multi-vector text)."""
-    text = text.strip()
-    if len(text) <= size:
-        return [text] if text else []
-    out: list[str] = []
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        if end < len(text):
-            space = text.rfind(" ", start + size // 2, end)
-            newline = text.rfind("\n", start + size // 2, end)
-            end = max(space, newline) if max(space, newline) > start else end
-        piece = text[start:end].strip()
-        if piece:
-            out.append(piece)
-        start = end
-    return out
 
 
 class TextEmbedding(DenseRepresentation):
@@ -64,7 +44,7 @@ class TextEmbedding(DenseRepresentation):
         texts = [
             (unit, n, window)
             for unit in units
-            for n, window in enumerate(windows(unit.text, config.text_vector_chars))
+            for n, window in enumerate(model.windows(unit.text, config.text_vector_chars))
         ]
         if not texts:
             return []
@@ -87,4 +67,6 @@ class TextEmbedding(DenseRepresentation):
             best.setdefault(item_id, score)
         top = list(best)[: ctx.depth]
         weight = self.weight(ctx.config) * query.text_share
-        return Ranked(top, [best[i] for i in top], weight=weight)
+        scores = [best[i] for i in top]
+        evidence = self.evidence(ctx, vector, scores, ctx.where)
+        return Ranked(top, scores, weight=weight, evidence=evidence, curve="text")

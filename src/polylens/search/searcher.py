@@ -18,6 +18,7 @@ from typing import Any
 from polylens.config import IndexConfig
 from polylens.errors import InputError
 from polylens.representations.base import Bound, Query, Ranked, SearchContext
+from polylens.search.calibration import confidence_of
 from polylens.search.fusion import Fused, reciprocal_rank_fusion
 from polylens.search.reader import Reader
 from polylens.search.snippets import snippet
@@ -25,6 +26,9 @@ from polylens.store.base import Filter, Store
 from polylens.types import KINDS, Hit, SearchResults
 
 log = logging.getLogger(__name__)
+
+VERDICT_DEPTH = 10
+"""Hits of a list looked at to say it has no good match."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,33 @@ class Searcher:
         fused = _fuse(ranked, self.config.rrf_k)
         if request.exclude_ids:
             fused = [f for f in fused if f.id not in request.exclude_ids]
-        hits, has_more = self._resolve(fused, text, request.offset, request.k)
-        return SearchResults(hits, warnings=warnings, has_more=has_more)
+        hits, has_more = self._resolve(fused, ranked, text, request.offset, request.k)
+        return SearchResults(
+            hits,
+            warnings=warnings,
+            has_more=has_more,
+            no_good_match=self._no_good_match(fused, ranked),
+        )
+
+    def _no_good_match(self, fused: list[Fused], ranked: dict[str, Ranked]) -> bool:
+        """Whether every one of the first hits of the whole list (not of this page) is weak.
+        The first few, not the first only: fusion orders by rank, so a confident hit can
+        sit below one that a noisy list pushed up."""
+        head = fused[:VERDICT_DEPTH]
+        if not head:
+            return False
+        items, _ = self.reader.items_and_paths([f.id for f in head])
+        return all(
+            self._weak(
+                confidence_of(
+                    f.id, f.ranks, ranked, kind=items[f.id]["kind"] if f.id in items else None
+                )
+            )
+            for f in head
+        )
+
+    def _weak(self, confidence: float | None) -> bool:
+        return confidence is not None and confidence < self.config.weak_below
 
     # -- retrieval -----------------------------------------------------------------
     def _ready(self, bound: Bound) -> bool:
@@ -141,6 +170,8 @@ class Searcher:
             )
             answer = bound.rep.retrieve(query, ctx)
             if answer is not None:
+                if answer.kinds is None:
+                    answer.kinds = tuple(bound.rep.kinds)
                 ranked[bound.name] = answer
         primary = {b.name for b in use if not b.rep.supplementary}
         if not primary & set(ranked):
@@ -149,7 +180,7 @@ class Searcher:
 
     # -- resolution ----------------------------------------------------------------
     def _resolve(
-        self, fused: Sequence[Any], text: str, offset: int, k: int
+        self, fused: Sequence[Fused], ranked: dict[str, Ranked], text: str, offset: int, k: int
     ) -> tuple[list[Hit], bool]:
         """The page of hits at ``offset``, and whether candidates remain past it."""
         hits: list[Hit] = []
@@ -169,6 +200,7 @@ class Searcher:
                 if position <= offset:
                     continue
                 file_paths = sorted(paths[item["content_hash"]])
+                confidence = confidence_of(entry.id, entry.ranks, ranked, kind=item["kind"])
                 hits.append(
                     Hit(
                         id=item["id"],
@@ -181,6 +213,8 @@ class Searcher:
                         content_hash=item["content_hash"],
                         other_paths=tuple(file_paths[1:]),
                         sources=dict(entry.ranks),
+                        confidence=confidence,
+                        weak=self._weak(confidence),
                     )
                 )
                 if len(hits) >= k:

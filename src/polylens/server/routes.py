@@ -49,6 +49,7 @@ def _hits(hits: SearchResults, k: int, offset: int, query: str | None) -> Search
         query=query,
         has_more=hits.has_more,
         warnings=hits.warnings,
+        no_good_match=hits.no_good_match,
     )
 
 

@@ -38,6 +38,11 @@ class HitOut(BaseModel):
     content_hash: str
     other_paths: list[str]
     sources: dict[str, int]
+    confidence: float | None = None
+    """Estimated probability that the hit is relevant, comparable across queries (None:
+    nothing that found it measures evidence). ``score`` only orders hits."""
+    weak: bool = False
+    """Confidence below the index's ``weak_below`` setting."""
 
 
 class SearchOut(BaseModel):
@@ -49,6 +54,9 @@ class SearchOut(BaseModel):
     """More hits exist past this page (ask again with offset + k)."""
     warnings: list[str] = Field(default_factory=list)
     """Parts of the query that could not run, and why; the rest of the query did."""
+    no_good_match: bool = False
+    """The query's first ten hits (whatever the page) are all weak: nothing found is likely
+    to answer it."""
 
 
 class SearchIn(BaseModel):

@@ -70,6 +70,8 @@
     // what the grid shows: {mode: "text"|"image"|"similar", q, kinds, file, itemId, label}
     query: null,
     hits: [],
+    noGoodMatch: false, // the first hits of the current search are all weak
+    weakDivider: false, // the current results show the divider above weak ones
     ids: new Set(),
     exhausted: false, // no "More results" to ask for
     hasMore: false, // the server said more results exist beyond those shown
@@ -213,6 +215,12 @@
 
   function formatScore(score) {
     return typeof score === "number" && Number.isFinite(score) ? score.toFixed(4) : "—";
+  }
+
+  // the hit's confidence as a percentage (what a person can read), else its fused score
+  function formatConfidence(hit) {
+    const c = hit.confidence;
+    return typeof c === "number" && Number.isFinite(c) ? `${Math.round(100 * c)}%` : formatScore(hit.score);
   }
 
   function showError(message) {
@@ -390,6 +398,7 @@
       state.hasMore = hasMore;
       state.exhausted = !hasMore || fresh_hits.length === 0 || (!paged && requested >= MAX_K);
       addWarnings(data.warnings);
+      if (fresh) state.noGoodMatch = data.no_good_match === true;
       render(fresh_hits, fresh);
     } catch (err) {
       if (err && err.name === "AbortError") return;
@@ -449,9 +458,18 @@
   function render(newHits, fresh) {
     const query = state.query;
     const start = state.hits.length;
-    if (fresh) els.results.replaceChildren();
+    if (fresh) {
+      els.results.replaceChildren();
+      state.weakDivider = false;
+    }
     const frag = document.createDocumentFragment();
     newHits.forEach((hit, i) => {
+      // the first weak result after a good one goes under a divider (once a search;
+      // every weak one is dimmed anyway)
+      if (hit.weak && !state.weakDivider && state.hits.some((h) => !h.weak)) {
+        state.weakDivider = true;
+        frag.append(el("li", { className: "weak-divider", role: "presentation", text: "Weaker matches" }));
+      }
       state.hits.push(hit);
       state.ids.add(hit.id);
       frag.append(makeCard(hit, start + i));
@@ -467,6 +485,9 @@
     if (total === 0) {
       els.resultsTitle.textContent = query.mode === "similar" ? `No other items look like ${query.label}` : `No matches for ${what}`;
       els.resultInfo.textContent = query.mode === "similar" ? "" : "Try other words or more kinds.";
+    } else if (state.noGoodMatch && query.mode !== "similar") {
+      els.resultsTitle.textContent = `No good match for ${what} — closest results`;
+      els.resultInfo.textContent = !fresh && newHits.length === 0 ? "No more results." : "";
     } else {
       els.resultsTitle.textContent =
         query.mode === "similar"
@@ -476,6 +497,7 @@
     }
     els.resultsTitle.dataset.count = String(total);
     els.resultsTitle.dataset.more = more ? "true" : "false";
+    els.resultsTitle.dataset.noGoodMatch = state.noGoodMatch && total > 0 ? "true" : "false";
     els.more.hidden = state.exhausted || total === 0;
     fitSnippets();
     els.results.dataset.generation = String(Number(els.results.dataset.generation || "0") + 1);
@@ -491,7 +513,7 @@
     const name = baseName(hit.path);
     const card = el("button", {
       type: "button",
-      className: `card card-${hit.kind}`,
+      className: `card card-${hit.kind}` + (hit.weak ? " card-weak" : ""),
       "aria-label": hitLabel(hit),
       title: hit.path + ((hit.other_paths || []).length ? ` (+${hit.other_paths.length} more)` : ""),
       dataset: { index: String(index), id: hit.id, path: hit.path, kind: hit.kind },
@@ -538,7 +560,7 @@
       el(
         "span",
         { className: "card-score score-only" },
-        el("span", { className: "score-value", text: formatScore(hit.score) }),
+        el("span", { className: "score-value", text: formatConfidence(hit) }),
         el("span", { className: "score-sources", text: formatSources(hit.sources) })
       )
     );
@@ -640,7 +662,7 @@
     setOtherPaths(hit.other_paths || []);
     setSize(null, null);
     els.detailScore.textContent = inResults
-      ? `${formatScore(hit.score)}  (${formatSources(hit.sources) || "no sources"})`
+      ? `${formatConfidence(hit)}${hit.weak ? " (weak)" : ""}  (${formatSources(hit.sources) || "no sources"})`
       : "— (not among the results)";
     els.detailText.textContent = hit.snippet || "Loading…";
     els.detailText.classList.add("is-loading");
