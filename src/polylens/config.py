@@ -16,6 +16,7 @@ from typing import Any
 from polylens.errors import ConfigError
 
 CONFIG_FILE = "polylens.toml"
+FUSIONS = ("rrf", "normalised")
 TOML_KEYS = {"with_": "with"}
 """Settings whose TOML key is a Python keyword."""
 
@@ -66,6 +67,9 @@ class IndexConfig:
     once it holds this many rows; below, search is exact."""
     ann_nprobe: int = 16
     """Inverted lists the in-memory ANN index scans per query: higher is more accurate."""
+    fusion: str = "rrf"
+    """How representations' lists are fused: ``rrf`` (reciprocal rank) or ``normalised``
+    (calibrated log-odds summed by weight); ``polylens eval DATA --tune`` picks one."""
     rrf_k: int = 60
     weight_image: float = 1.0
     weight_text: float = 1.0
@@ -96,6 +100,10 @@ class IndexConfig:
             "cuda:"
         ):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if self.rrf_k < 1:
+            raise ConfigError(f"rrf_k must be at least 1, got {self.rrf_k}")
         if not 0.0 <= self.weak_below <= 1.0:
             raise ConfigError("weak_below must be between 0 and 1")
         if not 0.0 <= self.image_query_weight <= 1.0:

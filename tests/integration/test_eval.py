@@ -194,3 +194,19 @@ def test_cli_scores_external_trec_runs_and_qrels(
     rows = {r["name"]: r["metrics"] for r in json.loads(again.stdout)["results"]}
     assert rows["bm25"] == pytest.approx(bm25)
     assert rows["run:run.bm25.trec"]["ndcg@10"] == pytest.approx(bm25["ndcg@10"], abs=1e-4)
+    # --tune: a before/after table, the two-fold estimate, the best written to the index
+    tuned = subprocess.run(
+        [*base[:-2], "--tune"], capture_output=True, text=True, timeout=600, env=_wide_env()
+    )
+    assert tuned.returncode == 0, tuned.stderr
+    assert "fusion tuned for ndcg@10" in tuned.stdout and "before" in tuned.stdout
+    assert "Tuned on half the queries" in tuned.stdout
+    toml = next((tmp_path / "w").glob("**/polylens.toml")).read_text()
+    assert "fusion = " in toml and "weight_text = " in toml
+    assert "wrote the tuned settings to" in tuned.stderr
+
+
+def _wide_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "COLUMNS": "160"}

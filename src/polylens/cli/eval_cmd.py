@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -67,6 +67,14 @@ def eval_(
         Path | None, typer.Option(help="Write report.json, TREC runs and recall@k PNG here.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Search fusion method and weights on these judgments; write the best to "
+            "the index's polylens.toml.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate retrieval quality: nDCG@10, Recall@1/5/10/100, MRR@10, MAP@100 per configuration."""
     setup_logging(True)
@@ -100,6 +108,7 @@ def eval_(
             repeat=repeat,
             seed=seed,
             on_config=None if as_json else (lambda name: err_console.print(f"running {name}…")),
+            tune=tune,
         )
         for path in run or []:
             add_external_run(report, data, f"run:{path.name}", read_trec_run(path), metrics)
@@ -141,5 +150,31 @@ def eval_(
             mrv,
         )
     out_console.print(hub)
+    if report.tuning is not None:
+        _print_tuning(report.tuning)
     for path in written:
         err_console.print(f"wrote {path}")
+
+
+def _print_tuning(tuning: Any) -> None:
+    table = Table(title=f"fusion tuned for {tuning.metric}", header_style="bold")
+    table.add_column("")
+    table.add_column("setting")
+    measured = list(tuning.before_metrics)
+    for m in measured:
+        table.add_column(m, justify="right")
+    table.add_row(
+        "before", tuning.before.describe(), *(f"{tuning.before_metrics[m]:.4f}" for m in measured)
+    )
+    table.add_row(
+        "after", tuning.after.describe(), *(f"{tuning.after_metrics[m]:.4f}" for m in measured)
+    )
+    out_console.print(table)
+    out_console.print(
+        f"{tuning.tried} settings tried. Tuned on half the queries and scored on the other "
+        f"half, {tuning.metric} is {tuning.two_fold:.4f} (before: "
+        f"{tuning.before_metrics[tuning.metric]:.4f}): expect about that on new queries.",
+        highlight=False,
+    )
+    if tuning.written:
+        err_console.print(f"wrote the tuned settings to {tuning.written}")

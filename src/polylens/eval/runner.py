@@ -75,6 +75,8 @@ class EvalReport:
     results: list[ConfigResult]
     environment: dict[str, Any]
     runs: dict[str, Run] = field(default_factory=dict, repr=False)
+    tuning: Any = None
+    """What ``--tune`` found (a :class:`polylens.eval.tune.TuneReport`), or None."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -32,8 +32,11 @@ def evaluate_dataset(
     seed: int = 0,
     events: ProgressEvents | None = None,
     on_config: Callable[[str], None] | None = None,
+    tune: bool = False,
 ) -> tuple[EvalReport, RunSummary]:
-    """Index ``dataset`` (incrementally: a second call reuses the index) and evaluate it."""
+    """Index ``dataset`` (incrementally: a second call reuses the index) and evaluate it;
+    with ``tune``, also search fusion settings on its judgments and write the best to the
+    index's polylens.toml (``report.tuning``)."""
     work = work_dir or default_work_dir(dataset)
     mapping = materialize(dataset, work / "corpus")
     with open_index(index_dir or work / "index", **(settings or {})) as index:
@@ -49,4 +52,11 @@ def evaluate_dataset(
             seed=seed,
             on_config=on_config,
         )
+        if tune:
+            from polylens.eval.tune import tune_fusion, write_tuned
+
+            if on_config:
+                on_config("fusion tuning")
+            report.tuning = tune_fusion(index, dataset, mapping)
+            write_tuned(index.path, report.tuning)
     return report, summary

@@ -136,6 +136,9 @@ class Representation(ABC):
     """Its configuration name in ``polylens eval``."""
     model_key: ClassVar[str | None] = None
     """The setting naming its model (``image_model``), or None when it has none."""
+    weight_key: ClassVar[str | None] = None
+    """The setting holding its weight in fusion (``weight_text``; what ``eval --tune``
+    sets), or None: weight 1."""
     model_role: ClassVar[str] = ""
     """Its model's role in the model registry's aliases and in messages (``image``)."""
     _from_store: tuple[Any, Any] | None = None
@@ -168,7 +171,8 @@ class Representation(ABC):
         return record.resolved != "none" and record.error is None
 
     def weight(self, config: IndexConfig) -> float:
-        return 1.0
+        """Its lists' weight in fusion: the setting ``weight_key`` names, else 1."""
+        return float(getattr(config, self.weight_key)) if self.weight_key else 1.0
 
     def answers(self, part: str) -> bool:
         """Whether a query made only of ``part`` (text, image, item) can be answered by it."""

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from polylens.config import IndexConfig
 from polylens.meta import write_atomic
 from polylens.representations.base import (
     BuildContext,
@@ -60,6 +59,7 @@ class Bm25(Representation):
     accepts: ClassVar[frozenset[str]] = frozenset({"text"})
     modality = "text"
     eval_name = "bm25"
+    weight_key = "weight_bm25"
 
     def __init__(self) -> None:
         self.vocabulary = Vocabulary()
@@ -68,9 +68,6 @@ class Bm25(Representation):
     @property
     def algorithm(self) -> str:
         return "bm25-snowball-english"
-
-    def weight(self, config: IndexConfig) -> float:
-        return config.weight_bm25
 
     def build_part(self, ctx: BuildContext) -> Bm25Part:
         """Over the read model's own item rows (and its item filter masks)."""

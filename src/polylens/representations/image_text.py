@@ -43,15 +43,13 @@ class ImageText(DenseRepresentation):
     modality = "image"
     collection = "vec_image"
     eval_name = "dense-image"
+    weight_key = "weight_image"
     model_key = "image_model"
     model_role = "image"
 
     def load_model(self, registry: ModelRegistry, config: IndexConfig) -> Any:
         name = config.image_model
         return registry.load_image_text(name, device=config.device, batch_size=config.batch_size)
-
-    def weight(self, config: IndexConfig) -> float:
-        return config.weight_image
 
     def prepare(self, model: Any, picture: Any) -> Any:
         prepare = getattr(model, "prepare_image", None)

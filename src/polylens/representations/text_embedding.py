@@ -28,15 +28,13 @@ class TextEmbedding(DenseRepresentation):
     modality = "text"
     collection = "vec_text"
     eval_name = "dense-text"
+    weight_key = "weight_text"
     model_key = "text_model"
     model_role = "text"
 
     def load_model(self, registry: ModelRegistry, config: IndexConfig) -> Any:
         name = config.text_model
         return registry.load_text(name, device=config.device, batch_size=config.batch_size)
-
-    def weight(self, config: IndexConfig) -> float:
-        return config.weight_text
 
     def encode(
         self, model: Any, units: Sequence[Unit], config: IndexConfig, clock: StageClock

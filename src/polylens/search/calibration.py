@@ -84,18 +84,12 @@ def default_calibration() -> Calibration:
     return Calibration.from_dict(json.loads(text))
 
 
-def evidence_of(
-    item_id: str,
-    rank_in: Mapping[str, int],
-    lists: Mapping[str, Ranked],
-    kind: str | None = None,
-) -> dict[str, float]:
-    """The evidence each list with a curve gives for one item: its own where it ranked the
-    item; else the list's last evidence (an item past a list's end scores at most that),
-    or zero (a BM25 list that matched nothing: the query's words are not here). A list
-    that did not rank items of the item's ``kind`` (pictures only, for a text query in
-    image space) says nothing about it."""
-    out: dict[str, float] = {}
+def list_evidence(
+    rank_in: Mapping[str, int], lists: Mapping[str, Ranked], kind: str | None = None
+) -> dict[str, tuple[str, float]]:
+    """Per list name: (its curve, the evidence it gives the item), by the rules of
+    :func:`evidence_of` (which merges lists that share a curve)."""
+    out: dict[str, tuple[str, float]] = {}
     for name, answer in lists.items():
         if answer.curve is None or answer.pinned:
             continue
@@ -111,8 +105,40 @@ def evidence_of(
             value = 0.0
         else:
             continue
-        previous = out.get(answer.curve)
-        out[answer.curve] = value if previous is None else max(previous, value)
+        out[name] = (answer.curve, value)
+    return out
+
+
+def list_logits(
+    rank_in: Mapping[str, int],
+    lists: Mapping[str, Ranked],
+    kind: str | None = None,
+    calibration: Calibration | None = None,
+) -> dict[str, float]:
+    """Per list name, the calibrated log-odds of relevance it gives the item."""
+    calibration = calibration or default_calibration()
+    return {
+        name: calibration.curves[curve].logit(value)
+        for name, (curve, value) in list_evidence(rank_in, lists, kind).items()
+        if curve in calibration.curves
+    }
+
+
+def evidence_of(
+    item_id: str,
+    rank_in: Mapping[str, int],
+    lists: Mapping[str, Ranked],
+    kind: str | None = None,
+) -> dict[str, float]:
+    """The evidence each list with a curve gives for one item: its own where it ranked the
+    item; else the list's last evidence (an item past a list's end scores at most that),
+    or zero (a BM25 list that matched nothing: the query's words are not here). A list
+    that did not rank items of the item's ``kind`` (pictures only, for a text query in
+    image space) says nothing about it."""
+    out: dict[str, float] = {}
+    for curve, value in list_evidence(rank_in, lists, kind).values():
+        previous = out.get(curve)
+        out[curve] = value if previous is None else max(previous, value)
     return out
 
 
@@ -139,4 +165,12 @@ def _sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
-__all__ = ["Calibration", "Curve", "confidence_of", "default_calibration", "evidence_of"]
+__all__ = [
+    "Calibration",
+    "Curve",
+    "confidence_of",
+    "default_calibration",
+    "evidence_of",
+    "list_evidence",
+    "list_logits",
+]

@@ -18,8 +18,8 @@ from typing import Any
 from polylens.config import IndexConfig
 from polylens.errors import InputError
 from polylens.representations.base import Bound, Query, Ranked, SearchContext
-from polylens.search.calibration import confidence_of
-from polylens.search.fusion import Fused, reciprocal_rank_fusion
+from polylens.search.calibration import confidence_of, list_logits
+from polylens.search.fusion import Fused, evidence_fusion, reciprocal_rank_fusion
 from polylens.search.reader import Reader
 from polylens.search.snippets import snippet
 from polylens.store.base import Filter, Store
@@ -75,9 +75,26 @@ class Searcher:
         return tuple(b.name for b in self.bound)
 
     def search(self, request: SearchRequest) -> SearchResults:
+        warnings: list[str] = []
+        ranked = self.lists(request, warnings)
+        fused = self.fuse(ranked)
+        if request.exclude_ids:
+            fused = [f for f in fused if f.id not in request.exclude_ids]
+        text = (request.text or "").strip()
+        hits, has_more = self._resolve(fused, ranked, text, request.offset, request.k)
+        return SearchResults(
+            hits,
+            warnings=warnings,
+            has_more=has_more,
+            no_good_match=self._no_good_match(fused, ranked),
+        )
+
+    def lists(self, request: SearchRequest, warnings: list[str] | None = None) -> dict[str, Ranked]:
+        """Each representation's ranked list for the request, before fusion (``warnings``
+        collects the parts of the query that could not run)."""
         check_request(request, has_image=request.image is not None, known=self.names)
         text = (request.text or "").strip()
-        warnings: list[str] = []
+        warnings = warnings if warnings is not None else []
         use = [b for b in self.bound if request.retrievers is None or b.name in request.retrievers]
         where = Filter(
             kinds=tuple(request.kinds) if request.kinds else None,
@@ -92,17 +109,59 @@ class Searcher:
             text_share=1.0 if image is None else 1.0 - self.config.image_query_weight,
             image_digest=request.image_digest if image is not None else None,
         )
-        ranked = self._retrieve(query, use, depth, where)
-        fused = _fuse(ranked, self.config.rrf_k)
-        if request.exclude_ids:
-            fused = [f for f in fused if f.id not in request.exclude_ids]
-        hits, has_more = self._resolve(fused, ranked, text, request.offset, request.k)
-        return SearchResults(
-            hits,
-            warnings=warnings,
-            has_more=has_more,
-            no_good_match=self._no_good_match(fused, ranked),
-        )
+        return self._retrieve(query, use, depth, where)
+
+    def fuse(
+        self,
+        ranked: dict[str, Ranked],
+        *,
+        method: str | None = None,
+        weights: dict[str, float] | None = None,
+        rrf_k: int | None = None,
+    ) -> list[Fused]:
+        """One list, best first: by the index's fusion settings, or the ones given (how
+        ``eval --tune`` tries others without searching again). ``weights`` replace the
+        settings' weights per representation."""
+        method = method or self.config.fusion
+        if weights:
+            # a given weight replaces the setting's, keeping the query's share (text and
+            # image parts of one query split the weight)
+            reps = {b.name: b.rep for b in self.bound}
+            chosen = {}
+            for name, answer in ranked.items():
+                base = reps[name].weight(self.config) if name in reps else 0.0
+                share = answer.weight / base if base > 0 else 1.0
+                chosen[name] = weights.get(name, base) * share
+        else:
+            chosen = {name: answer.weight for name, answer in ranked.items()}
+        weights = chosen
+        if method == "normalised" and any(a.curve for a in ranked.values() if not a.pinned):
+            kinds = self._kinds_if_needed(ranked)
+            ids = {i for a in ranked.values() for i in a.ids}
+            positions = {
+                name: {i: n for n, i in enumerate(a.ids, start=1)} for name, a in ranked.items()
+            }
+            logits = {}
+            for item_id in ids:
+                rank_in = {n: p[item_id] for n, p in positions.items() if item_id in p}
+                logits[item_id] = list_logits(rank_in, ranked, kinds.get(item_id))
+            fused = evidence_fusion({n: a.ids for n, a in ranked.items()}, logits, weights=weights)
+        else:
+            fused = reciprocal_rank_fusion(
+                {name: r.ids for name, r in ranked.items()},
+                weights=weights,
+                k=rrf_k or self.config.rrf_k,
+            )
+        return _pinned_first(fused, ranked)
+
+    def _kinds_if_needed(self, ranked: dict[str, Ranked]) -> dict[str, str]:
+        """Item kinds, when some list ranked only some kinds (else none are needed)."""
+        spans = {a.kinds for a in ranked.values() if a.curve and not a.pinned}
+        if len(spans) <= 1:
+            return {}
+        ids = list({i for a in ranked.values() for i in a.ids})
+        items, _ = self.reader.items_and_paths(ids)
+        return {i: row["kind"] for i, row in items.items()}
 
     def _no_good_match(self, fused: list[Fused], ranked: dict[str, Ranked]) -> bool:
         """Whether every one of the first hits of the whole list (not of this page) is weak.
@@ -247,14 +306,9 @@ def check_request(
             )
 
 
-def _fuse(ranked: dict[str, Ranked], rrf_k: int) -> list[Fused]:
-    """Reciprocal rank fusion of every list; pinned lists' items first, best score first,
-    ties (equal hashes, say) in fused order."""
-    fused = reciprocal_rank_fusion(
-        {name: r.ids for name, r in ranked.items()},
-        weights={name: r.weight for name, r in ranked.items()},
-        k=rrf_k,
-    )
+def _pinned_first(fused: list[Fused], ranked: dict[str, Ranked]) -> list[Fused]:
+    """Pinned lists' items first, best score first, ties (equal hashes, say) in fused
+    order."""
     pinned: dict[str, float] = {}
     for answer in ranked.values():
         if answer.pinned:
