@@ -120,14 +120,11 @@ def documents_sets(work: Path, pdf_dir: Path | None) -> list[dict]:
     unanswerable = read_jsonl(DOCUMENTS / "unanswerable.jsonl")
     if not questions:
         return []
-    from _documents import pdf_paths  # the documents benchmark's corpus  # noqa: PLC0415
+    from _documents import CORPUS, gather_pdfs  # the documents benchmark's manuals
 
     folder = work / "documents"
-    folder.mkdir(parents=True, exist_ok=True)
-    for source in pdf_paths(questions, pdf_dir):
-        target = folder / source.name
-        if not target.exists():
-            shutil.copyfile(source, target)
+    if not folder.exists():
+        gather_pdfs([m.name for m in CORPUS], folder, pdf_dir)
     index = polylens.open(work / "documents-index")
     index.add([folder])
     rows = [

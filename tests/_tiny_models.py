@@ -435,3 +435,51 @@ def make_tiny_siglip(
         tokenizer.save_pretrained(directory)
         image_processor.save_pretrained(directory)
     return directory
+
+
+# ---------------------------------------------------------------------------
+# Cross-encoder (BERT with one relevance logit, as ms-marco-MiniLM is)
+# ---------------------------------------------------------------------------
+
+
+def make_tiny_cross_encoder(directory: pathlib.Path, *, seed: int = 0) -> pathlib.Path:
+    """Save a tiny random ``BertForSequenceClassification`` (one label) with a WordPiece
+    tokenizer trained here: the layout sentence-transformers' ``CrossEncoder`` loads."""
+    from tokenizers.models import WordPiece
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    backend = Tokenizer(WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.train_from_iterator(
+        list(CAPTION_CORPUS), WordPieceTrainer(vocab_size=400, special_tokens=specials)
+    )
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    backend.decoder = decoders.WordPiece()
+    tokenizer = BertTokenizerFast(tokenizer_object=backend, model_max_length=128)
+    config = BertConfig(
+        vocab_size=backend.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=128,
+        num_labels=1,
+        pad_token_id=backend.token_to_id("[PAD]"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForSequenceClassification(config).eval()
+    with _quiet_transformers():
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+    return directory

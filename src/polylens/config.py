@@ -67,6 +67,11 @@ class IndexConfig:
     once it holds this many rows; below, search is exact."""
     ann_nprobe: int = 16
     """Inverted lists the in-memory ANN index scans per query: higher is more accurate."""
+    rerank: str = "none"
+    """A cross-encoder that re-orders the first hits of text queries (``ms-marco-minilm``,
+    ``bge-reranker-base``, ``hf-hub:ORG/NAME``, a local directory, or ``none``)."""
+    rerank_depth: int = 30
+    """How many of the first fused hits the reranker reads."""
     fusion: str = "rrf"
     """How representations' lists are fused: ``rrf`` (reciprocal rank) or ``normalised``
     (calibrated log-odds summed by weight); ``polylens eval DATA --tune`` picks one."""
@@ -93,7 +98,14 @@ class IndexConfig:
         return cfg
 
     def validate(self) -> None:
-        for name in ("batch_size", "commit_every", "workers", "passage_chars", "max_image_side"):
+        for name in (
+            "batch_size",
+            "commit_every",
+            "workers",
+            "passage_chars",
+            "max_image_side",
+            "rerank_depth",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(

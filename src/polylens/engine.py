@@ -37,6 +37,7 @@ from polylens.representations.phash import HashTable, PerceptualHash
 from polylens.representations.registry import RepresentationRegistry
 from polylens.search.query_image import query_digest, query_image
 from polylens.search.reader import StoreReader
+from polylens.search.rerank import RerankerSlot
 from polylens.search.searcher import Searcher, SearchRequest, check_request
 from polylens.search.snapshot import SnapshotKeeper, refresh_derived
 from polylens.status import index_status
@@ -98,6 +99,7 @@ class Index:
         self._given_store = store
         self._serve_from_memory = serve_from_memory
         self._ocr: RapidOcr | None = None
+        self._rerank = RerankerSlot()
 
     @property
     def warnings(self) -> list[str]:
@@ -259,6 +261,7 @@ class Index:
         offset: int = 0,
         retrievers: Iterable[str] | None = None,
         path_prefix: str | None = None,
+        rerank: bool = True,
     ) -> SearchResults:
         """Search by text, by image (a path, bytes or PIL image), or both.
 
@@ -275,6 +278,7 @@ class Index:
             kinds=kinds,
             offset=offset,
             retrievers=tuple(retrievers) if retrievers is not None else None,
+            rerank=rerank,
         )
         self._reload_meta()
         check_request(request, has_image=image is not None, known=self.representations)
@@ -307,7 +311,17 @@ class Index:
             store=self._store,
             index_dir=self.path,
             unavailable=self._lineup.unavailable(self._meta),
+            **self._reranker(),
         )
+
+    def _reranker(self) -> dict[str, Any]:
+        model, warning = self._rerank.get(
+            self._registry,
+            self.config.rerank,
+            device=self.config.device,
+            batch_size=self.config.batch_size,
+        )
+        return {"reranker": model, "rerank_warning": warning}
 
     @staticmethod
     def _hashes_under(searcher: Searcher, path_prefix: str | None) -> tuple[str, ...] | None:

@@ -67,6 +67,14 @@ def eval_(
         Path | None, typer.Option(help="Write report.json, TREC runs and recall@k PNG here.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            "--rerank",
+            help="Also score the first configuration re-ordered by this cross-encoder.",
+            metavar="NAME",
+        ),
+    ] = None,
     tune: Annotated[
         bool,
         typer.Option(
@@ -102,7 +110,12 @@ def eval_(
             data,
             work_dir=work,
             index_dir=index_dir,
-            settings={"image_model": image_model, "text_model": text_model, "ocr": ocr},
+            settings={
+                "image_model": image_model,
+                "text_model": text_model,
+                "ocr": ocr,
+                "rerank": rerank,
+            },
             configs=config,
             metrics=metrics,
             repeat=repeat,

@@ -55,6 +55,15 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print hits as a JSON array, best first.")
     ] = False,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            "--rerank",
+            help="Re-order the first hits with this cross-encoder (ms-marco-minilm, "
+            "bge-reranker-base, hf-hub:ORG/NAME, a local directory; none: off).",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Search an index by text, by image, or by both."""
     setup_logging(as_json)
@@ -63,7 +72,9 @@ def search(
             raise InputError("give a QUERY, --image FILE, or both")
         from polylens.engine import open_index
 
-        with open_index(index_dir or default_index(), create=False, serve_from_memory=False) as idx:
+        with open_index(
+            index_dir or default_index(), create=False, serve_from_memory=False, rerank=rerank
+        ) as idx:
             # The path, not a picture: the engine reads it before any model loads or the
             # store opens (a wrong file is named at once), and recognises an indexed exact
             # copy of the file by its content hash.

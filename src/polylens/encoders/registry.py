@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from polylens.encoders.base import ImageTextEncoder, TextEncoder
 from polylens.encoders.quiet import quiet_loading
@@ -20,7 +20,7 @@ from polylens.errors import ConfigError, ModelNotAvailableError
 
 log = logging.getLogger(__name__)
 
-Role = Literal["image", "text"]
+Role = Literal["image", "text", "rerank"]
 DISABLED = ("none", "off", "")
 
 IMAGE_ALIASES: dict[str, str] = {
@@ -36,6 +36,10 @@ TEXT_ALIASES: dict[str, str] = {
     "bge-small": "hf-hub:BAAI/bge-small-en-v1.5",
     "e5-small": "hf-hub:intfloat/e5-small-v2",
     "fake-text": "fake:64",
+}
+RERANK_ALIASES: dict[str, str] = {
+    "ms-marco-minilm": "hf-hub:cross-encoder/ms-marco-MiniLM-L6-v2",
+    "bge-reranker-base": "hf-hub:BAAI/bge-reranker-base",
 }
 
 
@@ -62,6 +66,7 @@ class ModelRegistry:
         self._aliases: dict[Role, dict[str, str]] = {
             "image": dict(IMAGE_ALIASES),
             "text": dict(TEXT_ALIASES),
+            "rerank": dict(RERANK_ALIASES),
         }
 
     @classmethod
@@ -156,5 +161,19 @@ class ModelRegistry:
 
         with quiet_loading():
             return SentenceTransformerText(
+                name, self._local_path(ref), device=device, batch_size=batch_size
+            )
+
+    def load_reranker(self, name: str, *, device: str, batch_size: int) -> Any:
+        """A cross-encoder (``encoders.cross``), or None for ``none``."""
+        ref = self.parse("rerank", name)
+        if ref is None:
+            return None
+        if ref.scheme == "fake":
+            raise ConfigError("there is no fake reranker; give a cross-encoder or none")
+        from polylens.encoders.cross import CrossEncoderReranker
+
+        with quiet_loading():
+            return CrossEncoderReranker(
                 name, self._local_path(ref), device=device, batch_size=batch_size
             )

@@ -120,13 +120,18 @@ def run_queries(
     *,
     depth: int = 100,
     latencies: list[float] | None = None,
+    rerank: bool = True,
 ) -> Run:
     """Document-level run: a document's rank is that of its best item (page, passage)."""
     run: Run = {}
     for qid, query in dataset.queries.items():
         started = time.perf_counter()
         hits = index.search(
-            query.text or None, image=query.image, k=depth * 3, retrievers=retrievers
+            query.text or None,
+            image=query.image,
+            k=depth * 3,
+            retrievers=retrievers,
+            rerank=rerank,
         )
         if latencies is not None:
             latencies.append((time.perf_counter() - started) * 1000.0)
@@ -256,16 +261,25 @@ def evaluate_index(
     curve_metrics = [f"recall@{k}" for k in CURVE_KS]
     results: list[ConfigResult] = []
     runs: dict[str, Run] = {}
-    for name in chosen:
+    jobs = [(name, offered[name], False) for name in chosen]
+    if _has_reranker(index):
+        # the reranker's gain: the first configuration again, re-ordered by it
+        jobs.insert(1, (f"{chosen[0]}+rerank", offered[chosen[0]], True))
+    for name, retrievers, rerank in jobs:
         if on_config:
             on_config(name)
-        retrievers = offered[name]
         samples: list[dict[str, float]] = []
         latencies: list[float] = []
         run: Run = {}
         for _ in range(repeat):
             run = run_queries(
-                index, dataset, paths_to_docs, retrievers, depth=depth, latencies=latencies
+                index,
+                dataset,
+                paths_to_docs,
+                retrievers,
+                depth=depth,
+                latencies=latencies,
+                rerank=rerank,
             )
             samples.append(score(dataset.qrels, run, metrics))
         mean = {m: float(np.mean([s[m] for s in samples])) for m in samples[0]}
@@ -296,6 +310,17 @@ def evaluate_index(
         environment=environment(index, seed, repeat),
         runs=runs,
     )
+
+
+def _has_reranker(index: Index) -> bool:
+    """Whether the index's settings name a reranker; one that cannot load is an error
+    here (its rows would silently equal the others)."""
+    if index.config.rerank.strip().lower() in ("", "none", "off"):
+        return False
+    warning = index._reranker()["rerank_warning"]  # noqa: SLF001
+    if warning:
+        raise InputError(warning)
+    return True
 
 
 def add_external_run(

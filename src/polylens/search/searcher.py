@@ -21,6 +21,7 @@ from polylens.representations.base import Bound, Query, Ranked, SearchContext
 from polylens.search.calibration import confidence_of, list_logits
 from polylens.search.fusion import Fused, evidence_fusion, reciprocal_rank_fusion
 from polylens.search.reader import Reader
+from polylens.search.rerank import rerank
 from polylens.search.snippets import snippet
 from polylens.store.base import Filter, Store
 from polylens.types import KINDS, Hit, SearchResults
@@ -47,6 +48,8 @@ class SearchRequest:
     image_digest: str | None = None
     """The content hash of the query image's bytes (exact copies are recognised by it)."""
     exclude_ids: tuple[str, ...] = ()
+    rerank: bool = True
+    """Let the index's reranker (if it has one) re-order the first hits."""
 
 
 class Searcher:
@@ -59,6 +62,8 @@ class Searcher:
         store: Store,
         index_dir: Path | None = None,
         unavailable: dict[str, str] | None = None,
+        reranker: Any = None,
+        rerank_warning: str | None = None,
     ) -> None:
         self.reader = reader
         """The store, or the in-memory snapshot of its current version."""
@@ -69,6 +74,9 @@ class Searcher:
         self.index_dir = index_dir
         self.unavailable = unavailable or {}
         """Why a representation cannot be searched (by name), for the messages users see."""
+        self.reranker = reranker
+        """The cross-encoder of the second stage (None: none, or it could not load)."""
+        self.rerank_warning = rerank_warning
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -81,6 +89,7 @@ class Searcher:
         if request.exclude_ids:
             fused = [f for f in fused if f.id not in request.exclude_ids]
         text = (request.text or "").strip()
+        fused = self._reranked(fused, text, request, warnings)
         hits, has_more = self._resolve(fused, ranked, text, request.offset, request.k)
         return SearchResults(
             hits,
@@ -153,6 +162,21 @@ class Searcher:
                 k=rrf_k or self.config.rrf_k,
             )
         return _pinned_first(fused, ranked)
+
+    def _reranked(
+        self, fused: list[Fused], text: str, request: SearchRequest, warnings: list[str]
+    ) -> list[Fused]:
+        """The second stage, for queries with text (a cross-encoder reads words)."""
+        if not text or request.item_id is not None or not request.rerank:
+            return fused
+        if self.rerank_warning:
+            warnings.append(f"{self.rerank_warning}; results are in fused order")
+        if self.reranker is None:
+            return fused
+        depth = max(self.config.rerank_depth, 0)
+        items, _ = self.reader.items_and_paths([f.id for f in fused[:depth]])
+        texts = {i: row["text"] or "" for i, row in items.items()}
+        return rerank(fused, texts, text, self.reranker, depth)
 
     def _kinds_if_needed(self, ranked: dict[str, Ranked]) -> dict[str, str]:
         """Item kinds, when some list ranked only some kinds (else none are needed)."""
