@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polylens._lazy import import_or_raise
+from polylens.encoders.respace import respace_line
 from polylens.ingest.images import source_size
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class RapidOcr:
             if _is_text(text, score):
                 top = min(point[1] for point in box)
                 left = min(point[0] for point in box)
-                lines.append((top, left, text.strip()))
+                lines.append((top, left, respace_line(text.strip())))
         return _reading_order(lines)
 
 
