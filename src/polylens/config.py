@@ -81,9 +81,9 @@ class IndexConfig:
     weight_bm25: float = 1.0
     weak_below: float = 0.1
     """Hits whose confidence is below this are weak; a query whose best hit is weak has
-    no good match (the CLI and web page say so, ``ask`` abstains). At 0.1, 4 % of the
-    Cranfield development queries get a weak best hit, and 89-97 % of off-topic queries
-    do, but only 47-74 % of ones that sound like the corpus (``bench/no_match.py``,
+    no good match (the CLI and web page say so, ``ask`` abstains). At 0.1, 3 % of the
+    Cranfield development queries have no good match, against 81-91 % of off-topic
+    queries but only 42-66 % of ones that sound like the corpus (``bench/no_match.py``,
     results/no_match.json). Raise it to abstain more, at the cost of answerable queries."""
     image_query_weight: float = 0.5
     """For image + text queries: share of the image in the composed query vector."""
