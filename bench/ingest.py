@@ -29,17 +29,19 @@ Every measurement is its own process (peak RSS is its own) and holds the CPU loc
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import random
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _cpu_lock import cpu_lock  # noqa: E402
+
 WORK = ROOT / ".bench-work"
 PEERS_VENV = WORK / "peers-venv"
 # clip-retrieval's `clip` package imports pkg_resources, gone from setuptools 81 on.
@@ -48,19 +50,6 @@ RESULTS = ROOT / "bench" / "results" / "ingest.json"
 WORKER = ROOT / "bench" / "_ingest_worker.py"
 TEXT_SAMPLES = ("page.png", "text.png")
 SKIP_SAMPLES = ("chessboard", "microaneurysms", "lbpcascade", "multipage", "no_time")
-
-
-@contextmanager
-def cpu_lock(path: str | None):
-    if not path:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def make_corpus(folder: Path, n: int, *, text: bool, seed: int) -> Path:

@@ -47,9 +47,7 @@ Writes bench/results/quality_documents.json (rows, per-question ranks, PDFs, war
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import math
 import os
@@ -63,6 +61,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _documents as D  # noqa: E402
+from _cpu_lock import cpu_lock  # noqa: E402
 
 DATA = HERE / "data" / "documents"
 K = 10
@@ -75,20 +74,6 @@ DEFAULT_SCANNED = (
 )
 POLYLENS = "polylens default"
 PEERS = ("bm25s", "minilm chunks", "rrf bm25s+minilm")
-
-
-@contextlib.contextmanager
-def cpu_lock(path: str | None):
-    """The lock every timing benchmark takes, so two never share the CPU."""
-    if not path:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def log(msg: str) -> None:
