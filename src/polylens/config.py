@@ -87,6 +87,11 @@ class IndexConfig:
     results/no_match.json). Raise it to abstain more, at the cost of answerable queries."""
     image_query_weight: float = 0.5
     """For image + text queries: share of the image in the composed query vector."""
+    composed_query: str = "sum"
+    """How an image + text query is composed in the image-text space: ``sum`` (weighted by
+    ``image_query_weight``) or ``pdv`` (the words as a direction added to the picture)."""
+    pdv_strength: float = 1.0
+    """With ``pdv``: how far the words' direction moves the picture's embedding."""
 
     def replace(self, **changes: Any) -> IndexConfig:
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -118,6 +123,10 @@ class IndexConfig:
             raise ConfigError(f"rrf_k must be at least 1, got {self.rrf_k}")
         if not 0.0 <= self.weak_below <= 1.0:
             raise ConfigError("weak_below must be between 0 and 1")
+        if self.composed_query not in ("sum", "pdv"):
+            raise ConfigError(f"composed_query must be sum or pdv, got {self.composed_query!r}")
+        if not 0.0 <= self.pdv_strength <= 10.0:
+            raise ConfigError("pdv_strength must be between 0 and 10")
         if not 0.0 <= self.image_query_weight <= 1.0:
             raise ConfigError("image_query_weight must be between 0 and 1")
         if not 32 <= self.ocr_presence_side <= 4096:

@@ -68,3 +68,36 @@ def test_index_records_the_model_and_reopens_with_it(tiny_clip_dir: Path, tmp_pa
     with open_index(tmp_path / "idx") as idx:  # no model named: the recorded one is used
         assert idx.config.image_model == str(tiny_clip_dir)
         assert idx.search(image=Path(__file__).parents[2] / "samples" / "photos" / "cat.jpg", k=1)
+
+
+@pytest.mark.parametrize("method", ["sum", "pdv"])
+def test_composed_query_vectors(model_dir: Path, method: str) -> None:
+    """Both ways of composing a picture and words, through the real encoders."""
+    from polylens.representations.composed import NEUTRAL_PROMPT, compose
+
+    enc = ModelRegistry().load_image_text(str(model_dir), device="cpu", batch_size=4)
+    picture = enc.embed_images([Image.new("RGB", (48, 40), (200, 60, 30))])[0]
+    got = compose(enc, picture, "at night", method=method, image_weight=0.3, strength=1.5)
+    if method == "sum":
+        expected = 0.3 * picture + 0.7 * enc.embed_queries(["at night"])[0]
+    else:
+        neutral, modified = enc.embed_queries([NEUTRAL_PROMPT, f"{NEUTRAL_PROMPT} at night"])
+        expected = picture + 1.5 * (modified - neutral)
+    np.testing.assert_allclose(got, expected / np.linalg.norm(expected), atol=1e-5)
+    # with no strength, a prompt direction leaves the picture as it is
+    still = compose(enc, picture, "at night", method="pdv", image_weight=0.3, strength=0.0)
+    np.testing.assert_allclose(still, picture, atol=1e-5)
+
+
+def test_pdv_composed_search_runs_end_to_end(
+    tiny_clip_dir: Path, samples_dir: Path, tmp_path: Path
+) -> None:
+    settings = dict(image_model=str(tiny_clip_dir), text_model="fake-text", ocr=False)
+    with open_index(tmp_path / "idx", **settings) as idx:
+        idx.add([samples_dir / "photos"])
+    cat = samples_dir / "photos" / "cat.jpg"
+    with open_index(tmp_path / "idx", composed_query="pdv", pdv_strength=0.0) as idx:
+        # no strength: the picture alone decides the image-space ranking (itself first;
+        # the perceptual hash, which would pin it anyway, left out)
+        hits = idx.search("at night", image=cat, k=3, kind="image", retrievers=["image"])
+        assert hits[0].path == str(cat) and hits[0].sources == {"image": 1}

@@ -4,7 +4,8 @@ query finds photos and pages, and an image query finds pictures and the notes ab
 * text query  -> the text tower's vector against pictures only (text-to-text similarity
   in a CLIP space would drown every text-to-image match)
 * image query -> the image's vector against everything
-* image + text -> a weighted sum of both (``image_query_weight``)
+* image + text -> composed (``composed_query``: a weighted sum of both by
+  ``image_query_weight``, or a prompt directional vector; see ``composed.py``)
 * a stored item -> its own vector ("more like this")
 """
 
@@ -15,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from polylens.config import IndexConfig
-from polylens.encoders.base import normalise
 from polylens.encoders.registry import ModelRegistry
 from polylens.representations.base import PICTURE_KINDS, Needs, Query, Ranked, SearchContext
+from polylens.representations.composed import compose
 from polylens.representations.dense import DenseRepresentation
 from polylens.store.base import Filter
 from polylens.types import KINDS, StageClock, Unit
@@ -92,9 +93,14 @@ class ImageText(DenseRepresentation):
         elif query.image is not None:
             vector = model.embed_images([query.image])[0]
             if query.text:
-                w = ctx.config.image_query_weight
-                text_vector = model.embed_queries([query.text])[0]
-                vector = normalise(w * vector + (1.0 - w) * text_vector)[0]
+                vector = compose(
+                    model,
+                    vector,
+                    query.text,
+                    method=ctx.config.composed_query,
+                    image_weight=ctx.config.image_query_weight,
+                    strength=ctx.config.pdv_strength,
+                )
         elif query.text:
             vector = model.embed_queries([query.text])[0]
             pictures = tuple(
