@@ -73,8 +73,8 @@ def background_bank(
     store: Store, name: str, index: VectorIndex, kinds: pa.ChunkedArray | pa.Array
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """A fixed-seed sample of the live vectors and their kinds (None below two rows):
-    from the exact matrix, or fetched from the store for an ANN index (it keeps no raw
-    vectors). ``kinds``: the kind of every index row."""
+    from the exact matrix, or read back through an ANN index's direct map (from the store
+    if it has none). ``kinds``: the kind of every index row."""
     live = np.flatnonzero(index.live)
     if len(live) < 2:
         return None, None
@@ -83,6 +83,11 @@ def background_bank(
     bank_kinds = np.asarray(kinds.take(pa.array(pick)).to_pylist(), dtype=object)
     if index.matrix is not None:
         return np.ascontiguousarray(index.matrix[pick]), bank_kinds
+    try:  # fp16 vectors read back: close enough for a mean and a spread
+        vectors = index.ann.reconstruct_batch(pick.astype(np.int64))
+        return np.ascontiguousarray(vectors, dtype=np.float32), bank_kinds
+    except (AttributeError, RuntimeError):
+        pass
     ids = index.ids.take(pa.array(pick))
     table = store.scan(name, ["id", "vector"], Filter(ids=tuple(ids.to_pylist())))
     order = pc.index_in(ids, value_set=table.column("id"))
