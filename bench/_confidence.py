@@ -70,7 +70,7 @@ def scored_hits(
         yield Scored(
             query=query_id or text,
             rank=rank,
-            evidence=evidence_of(hit.id, hit.sources, lists, hit.kind),
+            evidence=evidence_of(hit.sources, lists, hit.kind),
             relevant=bool(judge(hit)),
             confidence=hit.confidence,
         )

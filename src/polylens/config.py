@@ -17,6 +17,7 @@ from polylens.errors import ConfigError
 
 CONFIG_FILE = "polylens.toml"
 FUSIONS = ("rrf", "normalised")
+COMPOSED_QUERIES = ("sum", "pdv")
 TOML_KEYS = {"with_": "with"}
 """Settings whose TOML key is a Python keyword."""
 
@@ -123,8 +124,11 @@ class IndexConfig:
             raise ConfigError(f"rrf_k must be at least 1, got {self.rrf_k}")
         if not 0.0 <= self.weak_below <= 1.0:
             raise ConfigError("weak_below must be between 0 and 1")
-        if self.composed_query not in ("sum", "pdv"):
-            raise ConfigError(f"composed_query must be sum or pdv, got {self.composed_query!r}")
+        if self.composed_query not in COMPOSED_QUERIES:
+            raise ConfigError(
+                f"composed_query must be one of {', '.join(COMPOSED_QUERIES)}, "
+                f"got {self.composed_query!r}"
+            )
         if not 0.0 <= self.pdv_strength <= 10.0:
             raise ConfigError("pdv_strength must be between 0 and 10")
         if not 0.0 <= self.image_query_weight <= 1.0:

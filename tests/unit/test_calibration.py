@@ -119,11 +119,11 @@ def test_an_item_missing_from_a_list_gets_that_lists_last_evidence() -> None:
         "text": Ranked(["a", "b"], [0.9, 0.5], evidence=[6.0, 2.0], curve="text"),
         "bm25": Ranked(["b"], [3.0], evidence=[0.4], curve="bm25"),
     }
-    assert evidence_of("a", {"text": 1}, lists) == {"text": 6.0, "bm25": 0.4}
-    assert evidence_of("b", {"text": 2, "bm25": 1}, lists) == {"text": 2.0, "bm25": 0.4}
+    assert evidence_of({"text": 1}, lists) == {"text": 6.0, "bm25": 0.4}
+    assert evidence_of({"text": 2, "bm25": 1}, lists) == {"text": 2.0, "bm25": 0.4}
     # a BM25 list that matched nothing says the query's words are not in the index
     nothing = {"bm25": Ranked([], [], evidence=None, curve="bm25")}
-    assert evidence_of("a", {}, nothing) == {"bm25": 0.0}
+    assert evidence_of({}, nothing) == {"bm25": 0.0}
 
 
 def test_pinned_copies_are_confident_and_lists_without_curves_add_nothing() -> None:

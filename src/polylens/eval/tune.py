@@ -22,7 +22,7 @@ from polylens.eval.datasets import EvalDataset, Qrels, Run
 from polylens.eval.runner import NO_RESULT, score
 from polylens.meta import write_text_atomic
 from polylens.representations.base import Ranked
-from polylens.search.calibration import list_logits
+from polylens.search.calibration import item_logits
 from polylens.search.fusion import evidence_fusion, reciprocal_rank_fusion
 from polylens.search.query_image import query_image
 from polylens.search.searcher import SearchRequest
@@ -153,14 +153,7 @@ def _prepare(
             if path in paths_to_docs:
                 docs[item_id] = paths_to_docs[path]
                 break
-    positions = {n: {i: r for r, i in enumerate(a.ids, start=1)} for n, a in lists.items()}
-    logits = {
-        item_id: list_logits(
-            {n: p[item_id] for n, p in positions.items() if item_id in p}, lists, kinds.get(item_id)
-        )
-        for item_id in ids
-    }
-    return _Query(lists, logits, docs)
+    return _Query(lists, item_logits(lists, kinds), docs)
 
 
 def _candidates(names: list[str]) -> list[FusionSetting]:

@@ -22,7 +22,6 @@ import numpy as np
 from polylens.encoders.base import normalise
 
 NEUTRAL_PROMPT = "a photo"
-METHODS = ("sum", "pdv")
 
 
 def compose(

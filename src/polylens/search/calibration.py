@@ -124,8 +124,25 @@ def list_logits(
     }
 
 
+def item_logits(
+    lists: Mapping[str, Ranked], kinds: Mapping[str, str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per item any list ranked, per list, the log-odds it gives the item (``kinds``: item
+    kinds, for lists restricted to some): what score-normalised fusion sums."""
+    positions = {n: {i: r for r, i in enumerate(a.ids, start=1)} for n, a in lists.items()}
+    ids = {i for answer in lists.values() for i in answer.ids}
+    kinds = kinds or {}
+    return {
+        item_id: list_logits(
+            {n: p[item_id] for n, p in positions.items() if item_id in p},
+            lists,
+            kinds.get(item_id),
+        )
+        for item_id in ids
+    }
+
+
 def evidence_of(
-    item_id: str,
     rank_in: Mapping[str, int],
     lists: Mapping[str, Ranked],
     kind: str | None = None,
@@ -154,7 +171,7 @@ def confidence_of(
     if any(answer.pinned and item_id in answer.ids for answer in lists.values()):
         return PINNED_CONFIDENCE
     calibration = calibration or default_calibration()
-    value = calibration.combine(evidence_of(item_id, rank_in, lists, kind))
+    value = calibration.combine(evidence_of(rank_in, lists, kind))
     return None if value is None else round(value, 4)
 
 
@@ -171,6 +188,7 @@ __all__ = [
     "confidence_of",
     "default_calibration",
     "evidence_of",
+    "item_logits",
     "list_evidence",
     "list_logits",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 from polylens.config import IndexConfig
 from polylens.errors import InputError
 from polylens.representations.base import Bound, Query, Ranked, SearchContext
-from polylens.search.calibration import confidence_of, list_logits
+from polylens.search.calibration import confidence_of, item_logits
 from polylens.search.fusion import Fused, evidence_fusion, reciprocal_rank_fusion
 from polylens.search.reader import Reader
 from polylens.search.rerank import rerank
@@ -91,11 +91,12 @@ class Searcher:
         text = (request.text or "").strip()
         fused = self._reranked(fused, text, request, warnings)
         hits, has_more = self._resolve(fused, ranked, text, request.offset, request.k)
+        known = {hit.id: hit.confidence for hit in hits}
         return SearchResults(
             hits,
             warnings=warnings,
             has_more=has_more,
-            no_good_match=self._no_good_match(fused, ranked),
+            no_good_match=self._no_good_match(fused, ranked, known),
         )
 
     def lists(self, request: SearchRequest, warnings: list[str] | None = None) -> dict[str, Ranked]:
@@ -145,15 +146,7 @@ class Searcher:
             chosen = {name: answer.weight for name, answer in ranked.items()}
         weights = chosen
         if method == "normalised" and any(a.curve for a in ranked.values() if not a.pinned):
-            kinds = self._kinds_if_needed(ranked)
-            ids = {i for a in ranked.values() for i in a.ids}
-            positions = {
-                name: {i: n for n, i in enumerate(a.ids, start=1)} for name, a in ranked.items()
-            }
-            logits = {}
-            for item_id in ids:
-                rank_in = {n: p[item_id] for n, p in positions.items() if item_id in p}
-                logits[item_id] = list_logits(rank_in, ranked, kinds.get(item_id))
+            logits = item_logits(ranked, self._kinds_if_needed(ranked))
             fused = evidence_fusion({n: a.ids for n, a in ranked.items()}, logits, weights=weights)
         else:
             fused = reciprocal_rank_fusion(
@@ -187,22 +180,24 @@ class Searcher:
         items, _ = self.reader.items_and_paths(ids)
         return {i: row["kind"] for i, row in items.items()}
 
-    def _no_good_match(self, fused: list[Fused], ranked: dict[str, Ranked]) -> bool:
+    def _no_good_match(
+        self, fused: list[Fused], ranked: dict[str, Ranked], known: dict[str, float | None]
+    ) -> bool:
         """Whether every one of the first hits of the whole list (not of this page) is weak.
         The first few, not the first only: fusion orders by rank, so a confident hit can
-        sit below one that a noisy list pushed up."""
+        sit below one that a noisy list pushed up. ``known``: confidences this page already
+        computed; only the rest (a later page, a short one) are looked up."""
         head = fused[:VERDICT_DEPTH]
         if not head:
             return False
-        items, _ = self.reader.items_and_paths([f.id for f in head])
-        return all(
-            self._weak(
-                confidence_of(
-                    f.id, f.ranks, ranked, kind=items[f.id]["kind"] if f.id in items else None
-                )
-            )
-            for f in head
-        )
+        missing = [f.id for f in head if f.id not in known]
+        items, _ = self.reader.items_and_paths(missing) if missing else ({}, {})
+        confidences = dict(known)
+        for f in head:
+            if f.id not in confidences:
+                kind = items[f.id]["kind"] if f.id in items else None
+                confidences[f.id] = confidence_of(f.id, f.ranks, ranked, kind=kind)
+        return all(self._weak(confidences[f.id]) for f in head)
 
     def _weak(self, confidence: float | None) -> bool:
         return confidence is not None and confidence < self.config.weak_below
