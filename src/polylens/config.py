@@ -94,6 +94,29 @@ class IndexConfig:
     pdv_strength: float = 1.0
     """With ``pdv``: how far the words' direction moves the picture's embedding."""
 
+    llm_url: str = ""
+    """``ask``'s model endpoint: the base URL of any OpenAI-compatible server (``.../v1``);
+    also ``$POLYLENS_LLM_URL``. The API key comes only from the environment
+    (``$POLYLENS_LLM_API_KEY``, else ``$OPENAI_API_KEY``), never from this file."""
+    llm_model: str = ""
+    """The model name sent to the endpoint; also ``$POLYLENS_LLM_MODEL``."""
+    llm_vision: bool = True
+    """Send pages and pictures as images; false: their text only (text-only models)."""
+    llm_timeout: float = 60.0
+    """Seconds to wait for the endpoint to connect or to send the next part of a reply."""
+    llm_max_tokens: int = 1024
+    """Longest answer, in tokens, asked of the model."""
+    max_evidence: int = 6
+    """Most items ``ask`` sends as evidence; fewer when the scores say fewer are good."""
+    ask_rounds: int = 1
+    """Searches the model may ask for before it must answer (1: no extra search)."""
+    evidence_image_pixels: int = 1_000_000
+    """Largest picture sent as evidence, in pixels (bigger ones are shrunk)."""
+    evidence_image_bytes: int = 3_000_000
+    """Byte budget of all evidence pictures of one request together, as JPEG."""
+    evidence_text_chars: int = 4000
+    """Longest text sent beside one evidence item."""
+
     def replace(self, **changes: Any) -> IndexConfig:
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
@@ -111,6 +134,10 @@ class IndexConfig:
             "passage_chars",
             "max_image_side",
             "rerank_depth",
+            "llm_max_tokens",
+            "max_evidence",
+            "ask_rounds",
+            "evidence_text_chars",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -118,6 +145,14 @@ class IndexConfig:
             "cuda:"
         ):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.max_evidence > 50 or self.ask_rounds > 10:
+            raise ConfigError("max_evidence must be at most 50 and ask_rounds at most 10")
+        if self.evidence_image_pixels < 4096 or self.evidence_image_bytes < 10_000:
+            raise ConfigError(
+                "evidence_image_pixels must be at least 4096 and evidence_image_bytes at least 10000"
+            )
+        if not 0.1 <= self.llm_timeout <= 3600:
+            raise ConfigError("llm_timeout must be between 0.1 and 3600 seconds")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.rrf_k < 1:

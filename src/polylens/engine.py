@@ -379,6 +379,41 @@ class Index:
         self._reload_meta()
         return safe_path(self.item(item_id), self._meta.roots)
 
+    def ask(self, question: str, **options: Any) -> Any:
+        """Answer ``question`` from the index's evidence through the configured model
+        endpoint (see :meth:`ask_stream` for the options); an :class:`~polylens.ask.Answer`
+        whose sentences cite numbered references."""
+        from polylens.ask.asker import collect
+
+        return collect(self.ask_stream(question, stream=False, **options))
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        endpoint: str | None = None,
+        model: str | None = None,
+        max_evidence: int | None = None,
+        rounds: int | None = None,
+        vision: bool | None = None,
+        stream: bool = True,
+    ) -> Iterator[Any]:
+        """The answer as :class:`~polylens.ask.AskEvent` steps: the evidence chosen, text
+        as the model writes it, each sentence's citations once final, then the answer.
+        Unset options come from the environment, then ``polylens.toml``."""
+        from polylens.ask.asker import Asker
+        from polylens.ask.settings import resolve_settings
+
+        settings = resolve_settings(
+            self.config,
+            endpoint=endpoint,
+            model=model,
+            max_evidence=max_evidence,
+            rounds=rounds,
+            vision=vision,
+        )
+        return Asker(self, settings).stream(question, stream=stream)
+
     def status(self) -> IndexStatus:
         self._reload_meta()
         return index_status(self.path, self._store, self._meta, self.config, self._lineup)

@@ -101,9 +101,52 @@ class CorruptFileError(InputError):
     http_status = 422
 
 
+class EndpointError(PolylensError):
+    """The model endpoint ``ask`` talks to failed: down, too slow, refused the request,
+    or sent something that is not an OpenAI-compatible reply. Messages never hold the
+    API key."""
+
+    exit_code = 5
+    http_status = 502
+
+
+class EndpointNotConfiguredError(ConfigError):
+    """``ask`` needs a model endpoint and none is set."""
+
+    http_status = 503  # to an HTTP client, the server is not set up for it
+
+
+class EndpointUnreachableError(EndpointError):
+    """Nothing answers at the endpoint's address."""
+
+
+class EndpointTimeoutError(EndpointError):
+    """The endpoint did not answer, or stopped sending, within the timeout."""
+
+    http_status = 504
+
+
+class EndpointRejectedError(EndpointError):
+    """The endpoint answered with an HTTP error status (``status``)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EndpointProtocolError(EndpointError):
+    """The endpoint's reply or stream was malformed or cut off."""
+
+
 __all__ = [
     "ConfigError",
     "CorruptFileError",
+    "EndpointError",
+    "EndpointNotConfiguredError",
+    "EndpointProtocolError",
+    "EndpointRejectedError",
+    "EndpointTimeoutError",
+    "EndpointUnreachableError",
     "IndexError_",
     "IndexLockedError",
     "IndexMismatchError",

@@ -7,6 +7,7 @@ import os
 import typer
 
 from polylens.cli._common import ConventionalCommand
+from polylens.cli.ask_cmd import ask
 from polylens.cli.dupes_cmd import dupes
 from polylens.cli.eval_cmd import eval_
 from polylens.cli.index_cmd import index
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.command(cls=ConventionalCommand)(index)
 app.command(cls=ConventionalCommand)(search)
+app.command(cls=ConventionalCommand)(ask)
 app.command(cls=ConventionalCommand)(status)
 app.command(cls=ConventionalCommand)(dupes)
 app.command(name="eval", cls=ConventionalCommand)(eval_)

@@ -46,6 +46,7 @@ def create_app(
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from polylens.server.ask_routes import router as ask_router
     from polylens.server.jobs import JobRunner
     from polylens.server.loaded import searchable_index
     from polylens.server.routes import router
@@ -139,6 +140,7 @@ def create_app(
         return response
 
     app.include_router(router, prefix="/api")
+    app.include_router(ask_router, prefix="/api")
     _add_api_docs(app)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,88 @@
+"""``POST /api/ask``: an answer as JSON, or streamed as server-sent events.
+
+The endpoint and model are the index owner's settings (``polylens.toml`` or the
+server's environment); a request cannot name another URL or model, so the server is
+never a proxy to wherever a client points it. Errors before the stream starts are HTTP
+statuses; once it has started they arrive as an ``error`` event and the stream ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from polylens.errors import PolylensError
+from polylens.server.loaded import searchable_index
+from polylens.server.schemas import NOT_BLANK, ErrorOut
+
+router = APIRouter()
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 422, 501, 502, 503, 504)
+}
+
+
+class AskIn(BaseModel):
+    """A question. Unknown fields (an ``endpoint``, a ``model``) are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: Annotated[str, Field(min_length=1, max_length=2000, pattern=NOT_BLANK)]
+    max_evidence: Annotated[int | None, Field(ge=1, le=50)] = None
+    rounds: Annotated[int | None, Field(ge=1, le=10)] = None
+    stream: bool = False
+    """Stream server-sent events (also when the request accepts text/event-stream)."""
+
+
+@router.post("/ask", responses=ERRORS)
+def ask(request: Request, body: AskIn) -> Any:
+    """Answer from the index's evidence, each sentence with its citations. Streamed
+    events: ``evidence`` (the items chosen), ``round`` (another search), ``delta`` (the
+    next piece of text), ``citations`` (a finished sentence), ``done`` (the answer),
+    ``error`` (the stream ends early: ``error``, ``detail``, ``status``)."""
+    index = searchable_index(request.app.state)
+    wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
+    events = index.ask_stream(
+        body.question,
+        max_evidence=body.max_evidence,
+        rounds=body.rounds,
+        stream=wants_stream,
+    )
+    first = next(events)  # errors before any model call are plain HTTP errors
+    if not wants_stream:
+        for event in _chain(first, events):
+            if event.type == "done":
+                return event.data
+        raise RuntimeError("the answer stream ended without a result")  # a bug
+    return StreamingResponse(
+        _sse(_chain(first, events)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _sse(events: Iterator[Any]) -> Iterator[str]:
+    try:
+        for event in events:
+            yield _frame(event.type, event.data)
+    except PolylensError as exc:
+        yield _frame(
+            "error",
+            {
+                "error": type(exc).__name__.rstrip("_"),
+                "detail": str(exc),
+                "status": exc.http_status,
+            },
+        )
+
+
+def _frame(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
