@@ -44,6 +44,14 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_siglip(tmp_path_factory.mktemp("models") / "tiny-siglip")
 
 
+@pytest.fixture(scope="session")
+def ask_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BM25-only index for `ask` tests (see tests/_ask_corpus.py)."""
+    from _ask_corpus import build_ask_index
+
+    return build_ask_index(SAMPLES, tmp_path_factory.mktemp("ask"))
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A private copy of the sample data that a test may change."""
