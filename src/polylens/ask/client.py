@@ -56,7 +56,6 @@ class ChatClient:
     def __init__(self, settings: AskSettings) -> None:
         settings.require_endpoint()
         try:
-            import httpx
             import openai
         except ImportError as exc:
             raise MissingExtraError(
@@ -64,13 +63,14 @@ class ChatClient:
             ) from exc
         self.settings = settings
         self._openai = openai
-        self._httpx = httpx
-        timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
+        self._transport = _transport_errors()
         self._client = openai.OpenAI(
             base_url=settings.url,
             # Local servers need no key; the SDK insists on a non-empty one.
             api_key=settings.api_key or "no-key",
-            timeout=timeout,
+            timeout=settings.timeout,
+            # A retry would take the whole timeout again while the user waits; the
+            # caller sees the failure at once and decides.
             max_retries=0,
         )
 
@@ -146,12 +146,13 @@ class ChatClient:
 
     @contextmanager
     def _errors(self, started: list[bool]) -> Iterator[None]:
-        openai, httpx = self._openai, self._httpx
+        openai = self._openai
+        timeouts, transport, http_errors = self._transport
         try:
             yield
         except EndpointError:
             raise
-        except (openai.APITimeoutError, httpx.TimeoutException) as exc:
+        except (openai.APITimeoutError, *timeouts) as exc:
             if started[0]:
                 raise EndpointTimeoutError(
                     self._where(f"stopped sending for {self.settings.timeout:g} s mid-reply")
@@ -159,7 +160,7 @@ class ChatClient:
             raise EndpointTimeoutError(
                 self._where(f"did not answer within {self.settings.timeout:g} s")
             ) from exc
-        except (openai.APIConnectionError, httpx.TransportError) as exc:
+        except (openai.APIConnectionError, *transport) as exc:
             if started[0]:
                 raise EndpointProtocolError(
                     self._where(f"broke off its reply ({_cause(exc)})")
@@ -172,7 +173,7 @@ class ChatClient:
                 self._where(f"answered HTTP {exc.status_code}: {self._reason(exc)}"),
                 status=exc.status_code,
             ) from exc
-        except (httpx.HTTPError, openai.APIError) as exc:
+        except (openai.APIError, *http_errors) as exc:
             raise EndpointProtocolError(
                 self._where(f"broke off its reply ({_cause(exc)})")
             ) from exc
@@ -193,6 +194,16 @@ class ChatClient:
         text = " ".join(str(message or exc.message or "").split())[:300]
         key = self.settings.api_key
         return text.replace(key, "***") if key else text
+
+
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], ...]:
+    """httpx's timeout, transport and base errors. openai 1.x and 2.x let these escape
+    from a stream that stalls or breaks off mid-reply (3.x wraps them in its own)."""
+    try:
+        import httpx
+    except ImportError:
+        return (), (), ()
+    return (httpx.TimeoutException,), (httpx.TransportError,), (httpx.HTTPError,)
 
 
 def _cause(exc: BaseException) -> str:

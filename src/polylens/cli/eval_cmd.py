@@ -83,9 +83,60 @@ def eval_(
             "the index's polylens.toml.",
         ),
     ] = False,
+    ask: Annotated[
+        bool,
+        typer.Option(
+            "--ask",
+            help="DATASET is a question file (JSONL with gold pages and answers): measure the "
+            "evidence ask sends (no model needed) and, with an endpoint, its answers, "
+            "citations and abstentions. Needs --index.",
+        ),
+    ] = False,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="With --ask: the model endpoint.", metavar="URL"),
+    ] = None,
+    llm_model: Annotated[
+        str | None, typer.Option("--model", help="With --ask: the model name.", metavar="NAME")
+    ] = None,
+    max_evidence: Annotated[
+        int | None,
+        typer.Option("--max-evidence", min=1, max=50, help="With --ask.", metavar="N"),
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record", help="With --ask: write the answers here (JSONL).", metavar="FILE"
+        ),
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers", help="With --ask: score answers recorded earlier, offline.", metavar="FILE"
+        ),
+    ] = None,
 ) -> None:
-    """Evaluate retrieval quality: nDCG@10, Recall@1/5/10/100, MRR@10, MAP@100 per configuration."""
+    """Evaluate retrieval quality: nDCG@10, Recall@1/5/10/100, MRR@10, MAP@100 per
+    configuration; with --ask, the evidence and answers of `polylens ask`."""
     setup_logging(True)
+    if ask:
+        from polylens.cli.eval_ask import run_ask_eval
+        from polylens.errors import InputError
+
+        with cli_errors():
+            if index_dir is None:
+                raise InputError("--ask needs --index DIR: the index the questions are about")
+            run_ask_eval(
+                dataset,
+                index_dir=index_dir,
+                endpoint=endpoint,
+                model=llm_model,
+                max_evidence=max_evidence,
+                record=record,
+                answers=answers,
+                as_json=as_json,
+            )
+        return
     from polylens.eval.datasets import load_dataset, read_trec_qrels, read_trec_run
     from polylens.eval.runner import DEFAULT_METRICS, add_external_run, write_outputs
     from polylens.eval.session import evaluate_dataset

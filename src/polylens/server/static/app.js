@@ -1,4 +1,5 @@
-// polylens web page: search by text and/or image, browse results, inspect one item.
+// polylens web page: search by text and/or image, browse results, inspect one item, or ask
+// a question and read a cited answer as it streams.
 // Plain ES2020, no dependencies. Everything the server sends is inserted as text, never HTML.
 "use strict";
 
@@ -16,6 +17,10 @@
     q: $("#q"),
     searchHint: $("#search-hint"),
     searchBtn: $("#search-btn"),
+    searchBtnText: $("#search-btn .search-btn-text"),
+    qLabel: $('label[for="q"]'),
+    skipLink: $(".skip-link"),
+    modes: Array.from(document.querySelectorAll('input[name="mode"]')),
     fileInput: $("#file-input"),
     fileBtn: $("#file-btn"),
     imageOff: $("#image-off"),
@@ -64,6 +69,18 @@
     dupes: $("#detail-dupes"),
     dupesCount: $("#detail-dupes-count"),
     dupesList: $("#detail-dupes-list"),
+    ask: $("#ask"),
+    askIntro: $("#ask-intro"),
+    askVerdict: $("#ask-verdict"),
+    askVerdictText: $("#ask-verdict-text"),
+    askRounds: $("#ask-rounds"),
+    askAnswer: $("#ask-answer"),
+    askModel: $("#ask-model"),
+    askStop: $("#ask-stop"),
+    askNotes: $("#ask-notes"),
+    askEvidenceSection: $(".ask-evidence"),
+    askEvidenceTitle: $("#ask-evidence-title"),
+    askEvidence: $("#ask-evidence"),
   };
 
   const state = {
@@ -83,6 +100,10 @@
     detailHit: null, // the item the detail view shows: that result, or one of its near-duplicates
     detailSeq: 0,
     opener: null, // the element focused before the detail view opened
+    mode: "search", // what the box does: "search" or "ask"
+    statusByMode: {}, // the status row of the mode not shown, to put back when it is
+    ask: null, // the answer shown: {question, refs (n -> reference), text, sentences, done, ...}
+    askController: null, // AbortController of the answer streaming in
   };
 
   // ---------------------------------------------------------------- API helpers
@@ -124,35 +145,45 @@
     return "";
   }
 
-  async function api(path, { method = "GET", body = null, signal = undefined } = {}) {
-    const headers = { Accept: "application/json" };
+  // a request with the access token (when the page has one); only the network failing throws
+  async function send(path, { method = "GET", body = null, signal = undefined, accept = "application/json", type = "" } = {}) {
+    const headers = { Accept: accept };
+    if (type) headers["Content-Type"] = type;
     if (TOKEN) headers.Authorization = "Bearer " + TOKEN;
-    let res;
     try {
-      res = await fetch(path, { method, body, headers, signal, credentials: "same-origin" });
+      return await fetch(path, { method, body, headers, signal, credentials: "same-origin" });
     } catch (err) {
       if (err && err.name === "AbortError") throw err;
       throw new ApiError("Could not reach the polylens server. Check that it is still running, then try again.");
     }
-    let data = null;
+  }
+
+  async function readJson(res) {
     const type = res.headers.get("content-type") || "";
-    if (type.includes("json")) {
-      try {
-        data = await res.json();
-      } catch (_) {
-        data = null;
-      }
+    if (!type.includes("json")) return null;
+    try {
+      return await res.json();
+    } catch (_) {
+      return null;
     }
-    if (!res.ok) {
-      let message = data ? describeDetail(data.detail) : "";
-      if (!message) message = `The server answered ${res.status} ${res.statusText || ""}`.trim() + ".";
-      if (res.status === 401) {
-        message = TOKEN
-          ? `The access token in this page's address was not accepted (${message}). Open the URL that "polylens serve" printed.`
-          : `This server needs an access token (${message}). Open the URL that "polylens serve" printed, which ends in ?token=….`;
-      }
-      throw new ApiError(message, res.status, data && data.error ? String(data.error) : "");
+  }
+
+  // the error a failed response stands for, in words (its JSON "detail" when it has one)
+  function failure(res, data) {
+    let message = data ? describeDetail(data.detail) : "";
+    if (!message) message = `The server answered ${res.status} ${res.statusText || ""}`.trim() + ".";
+    if (res.status === 401) {
+      message = TOKEN
+        ? `The access token in this page's address was not accepted (${message}). Open the URL that "polylens serve" printed.`
+        : `This server needs an access token (${message}). Open the URL that "polylens serve" printed, which ends in ?token=….`;
     }
+    return new ApiError(message, res.status, data && data.error ? String(data.error) : "");
+  }
+
+  async function api(path, options = {}) {
+    const res = await send(path, options);
+    const data = await readJson(res);
+    if (!res.ok) throw failure(res, data);
     if (data === null) throw new ApiError("The server sent an answer this page cannot read.", res.status);
     return data;
   }
@@ -330,6 +361,15 @@
 
   function runFromForm() {
     const q = els.q.value.trim();
+    if (state.mode === "ask") {
+      if (q) runAsk(q);
+      else {
+        clearError();
+        els.resultInfo.textContent = "Type a question to ask.";
+        els.q.focus();
+      }
+      return;
+    }
     const kinds = selectedKinds();
     if (!kinds.length) {
       showError("Choose at least one kind of result (images, PDF pages or text) to search.");
@@ -568,11 +608,15 @@
     return el("li", { className: "result" }, card);
   }
 
-  // remember text searches in the address bar (keeping the token) so reload and links work
+  // remember text searches in the address bar (keeping the token) so reload and links work;
+  // in Ask mode the mode and the question (a reload fills the box but asks nothing)
   function rememberInUrl(query) {
     const sp = new URLSearchParams();
     if (TOKEN) sp.set("token", TOKEN);
-    if (query.mode === "text") {
+    if (state.mode === "ask") {
+      sp.set("mode", "ask");
+      if (query && query.mode === "ask" && query.q) sp.set("q", query.q);
+    } else if (query && query.mode === "text") {
       sp.set("q", query.q);
       for (const k of kindsForQuery(query.kinds || [])) sp.append("kind", k);
     }
@@ -582,6 +626,523 @@
     } catch (_) {
       /* file:// or sandboxed: not important */
     }
+  }
+
+  // ---------------------------------------------------------------- modes
+
+  const SEARCH_UI = { label: els.qLabel.textContent, placeholder: els.q.placeholder, button: "Search", enter: "search", hint: "search-hint" };
+  const ASK_UI = { label: "Ask a question about your files", placeholder: "Ask a question about your files…", button: "Ask", enter: "send", hint: "ask-hint" };
+
+  function statusSnapshot() {
+    const t = els.resultsTitle;
+    return { title: t.textContent, hidden: t.hidden, data: { ...t.dataset }, info: els.resultInfo.textContent };
+  }
+
+  function restoreStatus(snapshot) {
+    const s = snapshot || { title: "", hidden: true, data: {}, info: "" };
+    const t = els.resultsTitle;
+    t.textContent = s.title;
+    t.hidden = s.hidden;
+    for (const key of Object.keys(t.dataset)) delete t.dataset[key];
+    Object.assign(t.dataset, s.data);
+    els.resultInfo.textContent = s.info;
+  }
+
+  // Search (the results grid) or Ask (a cited answer): the box, the button and what shows below
+  function setMode(mode, { remember = true } = {}) {
+    mode = mode === "ask" ? "ask" : "search";
+    for (const radio of els.modes) radio.checked = radio.value === mode;
+    if (mode === state.mode) return;
+    if (state.mode === "ask") stopAsk(); // an answer nobody sees does not keep streaming
+    state.statusByMode[state.mode] = statusSnapshot();
+    state.mode = mode;
+    const ask = mode === "ask";
+    const ui = ask ? ASK_UI : SEARCH_UI;
+    document.body.classList.toggle("mode-ask", ask);
+    els.ask.hidden = !ask;
+    els.qLabel.textContent = ui.label;
+    els.q.placeholder = ui.placeholder;
+    els.q.setAttribute("enterkeyhint", ui.enter);
+    els.q.setAttribute("aria-describedby", ui.hint);
+    els.searchBtn.setAttribute("aria-label", ui.button);
+    els.searchBtnText.textContent = ui.button;
+    els.skipLink.href = ask ? "#ask" : "#results";
+    els.skipLink.textContent = ask ? "Skip to the answer" : "Skip to results";
+    clearError();
+    restoreStatus(state.statusByMode[mode]);
+    if (remember) rememberInUrl(ask ? (state.ask ? { mode: "ask", q: state.ask.question } : null) : state.query);
+  }
+
+  // ---------------------------------------------------------------- asking
+
+  // a citation marker as the server reads it: [2], [1, 3], [2-4] ([1][3] is two markers)
+  const MARKER = /\[\s*(\d{1,4}(?:\s*(?:[,;]|[-\u2013])\s*\d{1,4})*)\s*\]/g;
+  // the start of a marker not finished yet, at the end of a streaming answer ("… EUR [1")
+  const PENDING_MARKER = /\[\s*(?:\d{1,4}(?:\s*(?:[,;]|[-\u2013])\s*(?:\d{1,4})?)*\s*)?$/;
+  const MAX_RANGE = 50; // as the server: [1-999] cites nothing
+
+  function citedNumbers(group) {
+    const out = [];
+    for (const part of group.match(/\d{1,4}(?:\s*[-\u2013]\s*\d{1,4})?/g) || []) {
+      const ends = part.split(/\s*[-\u2013]\s*/).map(Number);
+      if (ends.length === 1) out.push(ends[0]);
+      else if (ends[0] <= ends[1] && ends[1] - ends[0] < MAX_RANGE) for (let n = ends[0]; n <= ends[1]; n++) out.push(n);
+      else out.push(0); // no evidence has that number
+    }
+    return out;
+  }
+
+  // the answer's text as runs of text and citation markers, with their offsets
+  function tokenize(text) {
+    const tokens = [];
+    let last = 0;
+    for (const m of text.matchAll(MARKER)) {
+      if (m.index > last) tokens.push({ type: "text", start: last, end: m.index });
+      last = m.index + m[0].length;
+      tokens.push({ type: "marker", start: m.index, end: last, raw: m[0], numbers: citedNumbers(m[1]) });
+    }
+    if (last < text.length) tokens.push({ type: "text", start: last, end: text.length });
+    return tokens;
+  }
+
+  // where each of the server's sentences lies in the text: a sentence is its text with the
+  // markers taken out and the spaces tidied, so it is found by its other characters, in
+  // order; the markers right after it are its own
+  function locateSentences(text, tokens, sentences) {
+    const chars = [];
+    const at = [];
+    for (const t of tokens) {
+      if (t.type !== "text") continue;
+      for (let i = t.start; i < t.end; i++) {
+        if (!/\s/.test(text[i])) {
+          chars.push(text[i]);
+          at.push(i);
+        }
+      }
+    }
+    const flat = chars.join("");
+    const spans = [];
+    let cursor = 0;
+    for (const sentence of sentences) {
+      if (!sentence || typeof sentence.text !== "string") continue;
+      const key = sentence.text.replace(/\s+/g, "");
+      const found = key ? flat.indexOf(key, cursor) : -1;
+      if (found < 0) continue;
+      cursor = found + key.length;
+      let end = at[cursor - 1] + 1;
+      for (const t of tokens) {
+        if (t.end <= end) continue;
+        if (t.type === "marker") end = t.end;
+        else if (!/^\s*$/.test(text.slice(t.start, t.end))) break;
+      }
+      spans.push({ start: at[found], end, sentence });
+    }
+    return spans;
+  }
+
+  function refLabel(ref) {
+    const confidence = formatPercent(ref.confidence);
+    return hitLabel(ref) + (confidence ? `, ${confidence} confidence` : "");
+  }
+
+  function formatPercent(c) {
+    return typeof c === "number" && Number.isFinite(c) ? `${Math.round(100 * c)}%` : "";
+  }
+
+  function citeNode(n, ask) {
+    const ref = ask.refs.get(n);
+    if (ref && !ask.noGoodMatch) {
+      return el("a", {
+        className: "cite",
+        href: "#ask-ev-" + n,
+        text: String(n),
+        title: refLabel(ref),
+        "aria-label": `Evidence ${n}: ${refLabel(ref)}`,
+        dataset: { n: String(n) },
+      });
+    }
+    // a number the model was not given: shown for what it is, never a link
+    return el(
+      "s",
+      { className: "cite cite-bad", title: `Not a citation: there is no evidence ${n || "with that number"}`, dataset: { n: String(n) } },
+      el("span", { className: "visually-hidden", text: "invalid citation " }),
+      n ? String(n) : "?"
+    );
+  }
+
+  // the answer from its text so far: every run of text a text node, every marker its
+  // numbers (links to the evidence that exists), sentences without a citation marked
+  function renderAnswer(ask) {
+    if (ask !== state.ask) return;
+    let text = ask.text;
+    if (!ask.done) text = text.replace(PENDING_MARKER, ""); // it becomes a link once whole
+    const tokens = tokenize(text);
+    const flag = !(ask.done && ask.done.abstained);
+    const spans = flag ? locateSentences(text, tokens, ask.sentences).filter((s) => s.sentence.uncited === true) : [];
+    const frag = document.createDocumentFragment();
+    const wraps = new Map();
+    let next = 0; // the first span that does not end before the position asked about
+    const parentAt = (pos) => {
+      while (next < spans.length && spans[next].end <= pos) next++;
+      const span = spans[next];
+      if (!span || span.start > pos) return frag;
+      if (!wraps.has(next)) {
+        const wrap = el("span", { className: "uncited", title: "No citation: nothing in the evidence is cited for this sentence" });
+        wraps.set(next, wrap);
+        frag.append(wrap);
+      }
+      return wraps.get(next);
+    };
+    for (const token of tokens) {
+      if (token.type === "marker") {
+        const box = el("span", { className: "cites" });
+        for (const n of token.numbers) box.append(citeNode(n, ask));
+        parentAt(token.start).append(box);
+        continue;
+      }
+      let pos = token.start;
+      while (pos < token.end) {
+        while (next < spans.length && spans[next].end <= pos) next++;
+        const span = spans[next];
+        let stop = token.end;
+        if (span) stop = Math.min(stop, span.start > pos ? span.start : span.end);
+        parentAt(pos).append(document.createTextNode(text.slice(pos, stop)));
+        pos = stop;
+      }
+    }
+    els.askAnswer.replaceChildren(frag);
+    els.askAnswer.dataset.uncited = String(spans.length);
+  }
+
+  function makeEvidence(ref, ask) {
+    const n = ref.n;
+    const name = baseName(ref.path);
+    let thumb;
+    if (ref.kind === "text") {
+      thumb = el("span", { className: "evidence-thumb evidence-thumb-text", "aria-hidden": "true" });
+    } else {
+      const img = el("img", { src: thumbUrl(ref.id), alt: "", loading: "lazy", decoding: "async", draggable: "false" });
+      img.addEventListener("error", () => img.replaceWith(el("span", { className: "thumb-missing", text: "No preview" })), { once: true });
+      thumb = el("span", { className: "evidence-thumb" }, img);
+      if (ref.kind === "page" && ref.page) thumb.append(el("span", { className: "badge badge-page", text: `p. ${ref.page}` }));
+    }
+    const kind =
+      ref.kind === "page"
+        ? `PDF page ${ref.page ?? ""}`.trim()
+        : ref.kind === "text"
+        ? ref.chunk !== null && ref.chunk !== undefined
+          ? `Text · part ${ref.chunk + 1}`
+          : "Text"
+        : KIND_LABEL[ref.kind] || String(ref.kind || "");
+    const confidence = formatPercent(ref.confidence);
+    const round = Number(ref.round) > 1 ? ask.roundQueries[Number(ref.round) - 2] : null;
+    const button = el(
+      "button",
+      {
+        type: "button",
+        className: `evidence-card evidence-${ref.kind}` + (ask.noGoodMatch ? " card-weak" : ""),
+        "aria-label": `${n}: ${refLabel(ref)}`,
+        title: ref.path,
+        dataset: { n: String(n), id: ref.id, path: ref.path, kind: ref.kind },
+      },
+      el("span", { className: "evidence-n", "aria-hidden": "true", text: String(n) }),
+      thumb,
+      el(
+        "span",
+        { className: "evidence-meta" },
+        el("span", { className: "evidence-name", text: name }),
+        el("span", { className: "evidence-sub muted", text: confidence ? `${kind} · ${confidence}` : kind }),
+        ref.snippet ? el("span", { className: "evidence-snippet", text: ref.snippet }) : null,
+        round ? el("span", { className: "evidence-round muted", text: `Found by searching again: ${round}` }) : null
+      )
+    );
+    return el("li", { className: "evidence-item", id: "ask-ev-" + n, dataset: { n: String(n) } }, button);
+  }
+
+  function addEvidence(ask, refs, noGoodMatch) {
+    if (noGoodMatch && !ask.noGoodMatch) {
+      ask.noGoodMatch = true;
+      els.resultsTitle.textContent = `No good match for “${ask.question}”`;
+      els.resultsTitle.dataset.noGoodMatch = "true";
+      for (const card of els.askEvidence.querySelectorAll(".evidence-card")) card.classList.add("card-weak");
+    }
+    for (const ref of Array.isArray(refs) ? refs : []) {
+      const n = Number(ref && ref.n);
+      if (!ref || !ref.id || !Number.isInteger(n) || n < 1 || ask.refs.has(n)) continue;
+      ask.refs.set(n, ref);
+      const later = Array.from(els.askEvidence.children).find((li) => Number(li.dataset.n) > n);
+      els.askEvidence.insertBefore(makeEvidence(ref, ask), later || null);
+    }
+    const count = ask.refs.size;
+    els.askEvidenceSection.hidden = count === 0;
+    els.askEvidenceTitle.textContent = ask.noGoodMatch ? "No good match — closest results:" : `Evidence (${count})`;
+    if (ask.noGoodMatch) {
+      showVerdict(
+        count
+          ? "No good match: nothing in your files looks like it answers this, so no model was asked. The closest results are listed."
+          : "No good match: nothing in your files comes close to this question, so no model was asked."
+      );
+      els.askAnswer.hidden = true;
+    } else {
+      els.resultInfo.textContent = "Writing the answer…";
+    }
+    renderAnswer(ask); // markers to evidence that just arrived become links
+  }
+
+  function showVerdict(text) {
+    els.askVerdictText.textContent = text;
+    els.askVerdict.hidden = false;
+  }
+
+  function addNote(text) {
+    els.askNotes.append(el("li", { className: "warning" }, svgIcon("i-info"), el("span", { text })));
+  }
+
+  function finishAsk(ask, data) {
+    ask.done = data;
+    if (typeof data.answer === "string") ask.text = data.answer;
+    ask.sentences = Array.isArray(data.sentences) ? data.sentences : [];
+    addEvidence(ask, data.references, data.abstain_reason === "no_good_match");
+    if (data.abstained && data.abstain_reason === "model") {
+      showVerdict("The evidence does not answer this. The model said:");
+      els.askAnswer.classList.add("is-abstained");
+    }
+    renderAnswer(ask);
+    const dropped = Number(data.dropped_citations) || 0;
+    if (dropped > 0) {
+      addNote(`${plural(dropped, "citation", "citations")} named evidence the model was not given: struck through, not links.`);
+    }
+    const fallbacks = Array.isArray(data.fallbacks) ? data.fallbacks : [];
+    if (fallbacks.includes("text-only")) addNote("Sent without pictures: the model endpoint did not take images, so it read only the text of the evidence.");
+    if (fallbacks.includes("no-tools")) addNote("Asked without the search tool: the model endpoint did not take tools, so it could not search again.");
+    const uncited = Number(els.askAnswer.dataset.uncited) || 0;
+    const parts = [];
+    if (data.model && data.abstain_reason !== "no_good_match") parts.push(`Answered by ${data.model}`);
+    if (uncited) parts.push(`${plural(uncited, "sentence has", "sentences have")} no citation (dotted underline)`);
+    els.askModel.textContent = parts.join(" · ");
+    els.ask.dataset.state = "done";
+    els.resultInfo.textContent = ask.noGoodMatch ? "" : "The answer is complete.";
+  }
+
+  function addRound(ask, data) {
+    const query = typeof data.query === "string" ? data.query : "";
+    ask.roundQueries.push(query);
+    const added = Array.isArray(data.added) ? data.added.length : 0;
+    els.askRounds.append(
+      el(
+        "li",
+        { className: "ask-round" },
+        el("span", { text: "Searched again: " }),
+        el("q", { text: query }),
+        el("span", { className: "muted", text: added ? ` — ${plural(added, "more item", "more items")}` : " — nothing new" })
+      )
+    );
+    // the model answers afresh with the new evidence: its earlier words were not the answer
+    ask.text = "";
+    ask.sentences = [];
+    renderAnswer(ask);
+    els.resultInfo.textContent = "Searched again; writing the answer…";
+  }
+
+  function onAskEvent(ask, type, data) {
+    if (ask !== state.ask || !data || typeof data !== "object") return;
+    if (type === "evidence") addEvidence(ask, data.references, data.no_good_match === true);
+    else if (type === "round") addRound(ask, data);
+    else if (type === "delta") {
+      if (typeof data.text === "string") ask.text += data.text;
+      renderAnswer(ask);
+    } else if (type === "citations") {
+      if (Number.isInteger(data.index) && data.index >= 0 && data.index < 10000) {
+        ask.sentences[data.index] = data;
+        renderAnswer(ask);
+      }
+    } else if (type === "done") finishAsk(ask, data);
+    // other events (from a newer server) are left alone
+  }
+
+  // one server-sent event: "event: TYPE" and "data: JSON" lines
+  function parseFrame(frame) {
+    let type = "message";
+    const data = [];
+    for (const line of frame.split("\n")) {
+      if (!line || line.startsWith(":")) continue; // a comment (keep-alive)
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") type = value;
+      else if (field === "data") data.push(value);
+    }
+    if (!data.length) return null;
+    try {
+      return { type, data: JSON.parse(data.join("\n")) };
+    } catch (_) {
+      throw new ApiError("The server sent part of the answer in a form this page cannot read.");
+    }
+  }
+
+  // the events of a text/event-stream body, however the network cuts it into chunks
+  async function* sseEvents(body) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+        // one kind of line end; a "\r" last may be the first half of a "\r\n"
+        const held = !done && buffer.endsWith("\r") ? "\r" : "";
+        if (held) buffer = buffer.slice(0, -1);
+        buffer = buffer.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const frame = parseFrame(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+          if (frame) yield frame;
+        }
+        buffer += held;
+        if (done) {
+          const frame = parseFrame(buffer);
+          if (frame) yield frame;
+          return;
+        }
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  function setAskBusy(busy) {
+    els.askAnswer.setAttribute("aria-busy", busy ? "true" : "false");
+    els.askAnswer.classList.toggle("is-streaming", busy);
+    els.askStop.hidden = !busy;
+    if (busy) els.ask.dataset.state = "streaming";
+  }
+
+  function resetAskView(ask) {
+    els.askIntro.hidden = true;
+    els.askVerdict.hidden = true;
+    els.askVerdictText.textContent = "";
+    els.askRounds.replaceChildren();
+    els.askNotes.replaceChildren();
+    els.askEvidence.replaceChildren();
+    els.askEvidenceSection.hidden = true;
+    els.askAnswer.replaceChildren();
+    els.askAnswer.hidden = false;
+    els.askAnswer.classList.remove("is-abstained");
+    els.askAnswer.dataset.uncited = "0";
+    els.askModel.textContent = "";
+    els.resultsTitle.hidden = false;
+    els.resultsTitle.textContent = `Answer to “${ask.question}”`;
+    for (const key of Object.keys(els.resultsTitle.dataset)) delete els.resultsTitle.dataset[key];
+    els.resultsTitle.dataset.noGoodMatch = "false";
+    els.resultInfo.textContent = "Looking for evidence…";
+  }
+
+  // stop the answer streaming in (a new question, the Stop button, Search mode)
+  function stopAsk() {
+    const controller = state.askController;
+    if (!controller) return;
+    state.askController = null;
+    controller.abort();
+    setAskBusy(false);
+    const ask = state.ask;
+    if (ask && !ask.done) {
+      els.ask.dataset.state = "stopped";
+      renderAnswer(ask);
+      els.resultInfo.textContent = "Stopped before the answer was complete.";
+    }
+  }
+
+  async function runAsk(question) {
+    if (state.askController) state.askController.abort(); // the new question replaces it
+    clearError();
+    const controller = new AbortController();
+    state.askController = controller;
+    const ask = { question, refs: new Map(), text: "", sentences: [], done: null, noGoodMatch: false, roundQueries: [] };
+    state.ask = ask;
+    resetAskView(ask);
+    rememberInUrl({ mode: "ask", q: question });
+    setAskBusy(true);
+    try {
+      const res = await send("/api/ask", {
+        method: "POST",
+        body: JSON.stringify({ question, stream: true }),
+        type: "application/json",
+        accept: "text/event-stream, application/json",
+        signal: controller.signal,
+      });
+      if (!res.ok) throw failure(res, await readJson(res));
+      const type = res.headers.get("content-type") || "";
+      let finished = false;
+      if (!type.includes("text/event-stream") || !res.body) {
+        const data = await readJson(res); // an answer in one piece
+        if (!data) throw new ApiError("The server sent an answer this page cannot read.", res.status);
+        onAskEvent(ask, "done", data);
+        finished = true;
+      } else {
+        for await (const event of sseEvents(res.body)) {
+          if (controller !== state.askController) return;
+          if (event.type === "error") {
+            const d = event.data || {};
+            const message = describeDetail(d.detail) || (d.error ? String(d.error) : "") || "The answer failed.";
+            throw new ApiError(message, Number(d.status) || 0, d.error ? String(d.error) : "");
+          }
+          onAskEvent(ask, event.type, event.data);
+          if (event.type === "done") {
+            finished = true;
+            break;
+          }
+        }
+      }
+      if (!finished && controller === state.askController) {
+        throw new ApiError("The answer stopped before it was complete: the connection to the server was cut. Try again.");
+      }
+    } catch (err) {
+      if (err && err.name === "AbortError") return;
+      if (controller !== state.askController) return;
+      showError(err.message || String(err));
+      els.ask.dataset.state = "error";
+      els.resultInfo.textContent = ask.text ? "The answer did not complete." : "The question was not answered.";
+      renderAnswer(ask);
+    } finally {
+      if (controller === state.askController) {
+        state.askController = null;
+        setAskBusy(false);
+      }
+    }
+  }
+
+  // a citation leads to its evidence: scrolled into view, highlighted and focused
+  function showEvidence(n) {
+    const item = document.getElementById("ask-ev-" + n);
+    if (!item) return;
+    for (const old of els.askEvidence.querySelectorAll(".is-highlighted")) old.classList.remove("is-highlighted", "is-flash");
+    void item.offsetWidth; // restart the flash
+    item.classList.add("is-highlighted", "is-flash");
+    const card = item.querySelector(".evidence-card");
+    if (card) card.focus({ preventScroll: true });
+    const still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    item.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+  }
+
+  // an evidence card opens the detail view of its item (not one of the search results)
+  function openEvidence(ref, card) {
+    state.detailIndex = -1;
+    showDetail(
+      {
+        id: ref.id,
+        path: ref.path,
+        kind: ref.kind,
+        page: ref.page ?? null,
+        chunk: ref.chunk ?? null,
+        snippet: ref.snippet || "",
+        confidence: ref.confidence,
+        other_paths: [],
+      },
+      card
+    );
+    els.detailScore.textContent = `${formatPercent(ref.confidence) || "—"} (evidence ${ref.n})`;
   }
 
   // ---------------------------------------------------------------- the search image
@@ -596,6 +1157,7 @@
       showError(`“${file.name || "That file"}” is not an image. Choose a photo or picture file (JPEG, PNG, WebP…).`);
       return;
     }
+    if (state.mode === "ask") setMode("search"); // a question takes words only: search by the picture
     clearImage(false);
     const url = URL.createObjectURL(file);
     state.image = { file, url };
@@ -858,6 +1420,7 @@
     state.detailIndex = -1;
     state.opener = null;
     closeDetail();
+    if (state.mode === "ask") setMode("search"); // the neighbours are shown in the results grid
     await startQuery({ mode: "similar", itemId: hit.id, label, kinds: kinds.length ? kinds : els.kinds.map((k) => k.value) });
     const first = els.results.querySelector(".card");
     if (first) first.focus();
@@ -874,6 +1437,30 @@
   els.fileInput.addEventListener("change", () => {
     const file = els.fileInput.files && els.fileInput.files[0];
     if (file) setImage(file);
+  });
+
+  for (const radio of els.modes) {
+    radio.addEventListener("change", () => {
+      if (radio.checked) setMode(radio.value);
+    });
+  }
+
+  els.askAnswer.addEventListener("click", (ev) => {
+    const link = ev.target.closest("a.cite");
+    if (!link) return;
+    ev.preventDefault(); // no jump and no "#ask-ev-1" in the address: the card is shown and focused
+    showEvidence(Number(link.dataset.n));
+  });
+
+  els.askEvidence.addEventListener("click", (ev) => {
+    const card = ev.target.closest(".evidence-card");
+    const ref = card && state.ask ? state.ask.refs.get(Number(card.dataset.n)) : null;
+    if (ref) openEvidence(ref, card);
+  });
+
+  els.askStop.addEventListener("click", () => {
+    stopAsk();
+    els.q.focus(); // the button is gone
   });
 
   els.chipRemove.addEventListener("click", () => {
@@ -1028,7 +1615,14 @@
   if (initialKinds.length) {
     for (const box of els.kinds) box.checked = initialKinds.includes(box.value);
   }
-  if (initialQ) {
+  if (params.get("mode") === "ask") {
+    // a question is asked only when someone presses Ask: a reload does not call the model again
+    setMode("ask", { remember: false });
+    if (initialQ) {
+      els.q.value = initialQ;
+      els.resultInfo.textContent = "Press Enter to ask this question.";
+    }
+  } else if (initialQ) {
     els.q.value = initialQ;
     runFromForm();
   }
