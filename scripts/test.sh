@@ -2,8 +2,6 @@
 # Install polylens with its test dependencies in .venv and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
+./scripts/install.sh
 . .venv/bin/activate
-pip install --quiet torch==2.13.0        # CPU wheel; an unpinned torch pulls a multi-GB CUDA build
-pip install --quiet -e '.[dev]'
 python -m pytest -q "$@"

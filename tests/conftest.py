@@ -52,6 +52,15 @@ def ask_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_ask_index(SAMPLES, tmp_path_factory.mktemp("ask"))
 
 
+@pytest.fixture(scope="session")
+def live_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """``(base_url, model)`` of a real OpenAI-compatible server (tests/_llm_server.py)."""
+    from _llm_server import live_llm as serving
+
+    with serving(tmp_path_factory.mktemp("llm")) as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A private copy of the sample data that a test may change."""

@@ -35,7 +35,7 @@ def test_streamed_answer_with_references(ask_index_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert reply in result.stdout  # the model's text as it streamed, markers and all
     assert "References" in result.stdout
-    assert "[1] " in result.stdout and "euro.pdf  p.2  (page" in result.stdout
+    assert "[1] " in result.stdout and "euro.pdf  p.2  (page, " in result.stdout
     assert "evidence: " in result.stderr
     assert "1 sentence(s) cite no evidence" in result.stderr
     assert "1 citation(s) to evidence not given were dropped" in result.stderr

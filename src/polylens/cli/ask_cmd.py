@@ -178,5 +178,5 @@ def _print_answer(answer: Any, *, printed: bool) -> None:
 
 def _where(ref: Any) -> str:
     where = shown_path(ref.path) + (f"  p.{ref.page}" if ref.page else "")
-    confidence = f"  {round(100 * ref.confidence)}%" if ref.confidence is not None else ""
+    confidence = f", {round(100 * ref.confidence)}%" if ref.confidence is not None else ""
     return f"{where}  ({ref.kind}{confidence})"
