@@ -106,8 +106,13 @@ def _build_index(tmp_path_factory: pytest.TempPathFactory, models: list[str]) ->
 
 
 @contextmanager
-def _serving(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`polylens serve` in a subprocess; yields its base URL and always stops it."""
+def _serving(
+    index_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """`polylens serve` in a subprocess (``env``: more environment for it); yields its base
+    URL and always stops it."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
     with log.open("w") as out:
@@ -126,7 +131,7 @@ def _serving(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_env(),
+            env={**_env(), **(env or {})},
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1061,6 +1061,7 @@
     state.askController = controller;
     const ask = { question, refs: new Map(), text: "", sentences: [], done: null, noGoodMatch: false, roundQueries: [] };
     state.ask = ask;
+    els.ask.dataset.generation = String(Number(els.ask.dataset.generation || "0") + 1);
     resetAskView(ask);
     rememberInUrl({ mode: "ask", q: question });
     setAskBusy(true);
@@ -1101,7 +1102,7 @@
     } catch (err) {
       if (err && err.name === "AbortError") return;
       if (controller !== state.askController) return;
-      showError(err.message || String(err));
+      showError(sentence(err.message || String(err))); // the server's details are lower-case clauses
       els.ask.dataset.state = "error";
       els.resultInfo.textContent = ask.text ? "The answer did not complete." : "The question was not answered.";
       renderAnswer(ask);
@@ -1552,7 +1553,7 @@
     if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const t = ev.target;
     const typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
-    if (typing && t.type !== "checkbox" && t.type !== "file") return;
+    if (typing && t.type !== "checkbox" && t.type !== "radio" && t.type !== "file") return;
     if (els.detail.open) return;
     ev.preventDefault();
     els.q.focus();
