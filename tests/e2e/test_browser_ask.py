@@ -289,3 +289,49 @@ def test_errors_are_shown_and_the_next_question_works(
     expect(answer).to_have_text("EUR is the code 1.")
     assert page_errors == []
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, live_llm: tuple[str, str]
+) -> Iterator[str]:
+    """`polylens serve` whose endpoint is the real `transformers serve` (tiny LLaVA)."""
+    index = _build_index(tmp_path_factory, BM25)
+    url, model = live_llm
+    with _serving(
+        index, tmp_path_factory, env={"POLYLENS_LLM_URL": url, "POLYLENS_LLM_MODEL": model}
+    ) as base:
+        yield base
+
+
+def test_real_server_streams_over_http_and_into_the_page(
+    live_server: str, live_llm: tuple[str, str], browser: Any, shots: Path, page_errors: list[str]
+) -> None:
+    import httpx
+
+    # the SSE protocol over real HTTP, from a real model server that sends no [DONE]
+    body = {"question": EURO_QUESTION, "stream": True}
+    with httpx.stream("POST", live_server + "/api/ask", json=body, timeout=120) as response:
+        assert response.status_code == 200
+        frames = response.read().decode().strip().split("\n\n")
+    events = [(f.split("\n")[0].removeprefix("event: "), f.split("\n", 1)[1]) for f in frames]
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "evidence" and kinds[-1] == "done" and "delta" in kinds, kinds
+    done = json.loads(events[-1][1].removeprefix("data: "))
+    assert done["answer"] and done["model"] == live_llm[1]
+    assert done["references"][0]["sent_as"] == "image+text"
+    (shots / "ask-sse-live.txt").write_text("\n\n".join(frames) + "\n")
+
+    # and the page shows the streamed answer with its evidence
+    page = _new_page(browser, page_errors, 1280, 900)
+    page.goto(live_server + "/")
+    _ask_mode(page)
+    _ask(page, EURO_QUESTION)
+    expect(page.locator("#ask-answer")).not_to_have_text("")
+    expect(page.locator("#ask-ev-1 .evidence-card")).to_contain_text("euro.pdf")
+    expect(page.locator("#ask-model")).to_contain_text(Path(live_llm[1]).name)
+    png = shots / "ask-answer-live.png"
+    page.screenshot(path=str(png))
+    _assert_png(png)
+    assert page_errors == []
+    page.context.close()

@@ -25,6 +25,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the server extra is needed: pip install 'polylens[server]'")
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis")
 
+from _fake_llm import FakeLLM  # noqa: E402
 from conftest import FAST, show  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -36,7 +37,7 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 from polylens.engine import open_index  # noqa: E402
 from polylens.server.app import create_app  # noqa: E402
 
-# Examples per operation and generation mode; 12 operations, two modes, plus real-id and
+# Examples per operation and generation mode; 14 operations, two modes, plus real-id and
 # real-image variants: about 900 requests, well under three minutes on two busy cores.
 MAX_EXAMPLES = 30
 OPERATIONS = [
@@ -53,6 +54,7 @@ OPERATIONS = [
     "GET /api/items/{item_id}/image",
     "POST /api/reindex",
     "GET /api/jobs/{job_id}",
+    "POST /api/ask",
 ]
 EXAMPLES: Counter[str] = Counter()
 
@@ -64,7 +66,19 @@ def _jpeg(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Iterator[dict[str, Any]]:
+def llm() -> Iterator[FakeLLM]:
+    """POST /api/ask is fuzzed with a model endpoint set: a scripted one that answers."""
+    with FakeLLM(default={"text": "The answer is in the first item [1]."}) as fake:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("POLYLENS_LLM_URL", fake.url)
+            patch.setenv("POLYLENS_LLM_MODEL", "fake-vlm")
+            yield fake
+
+
+@pytest.fixture(scope="module")
+def api(
+    tmp_path_factory: pytest.TempPathFactory, samples_dir: Path, llm: FakeLLM
+) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("schema")
     shutil.copytree(samples_dir, root / "corpus")
     with open_index(root / "idx", **FAST) as idx:

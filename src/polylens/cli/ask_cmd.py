@@ -107,7 +107,7 @@ def ask(
                 vision=False if text_only else None,
                 stream=not no_stream and not machine,
             )
-            answer = _run(events, live=not no_stream and not machine)
+            answer = _run(events, live=not no_stream and not machine, quiet=machine)
     if output_format is AskFormat.trec:
         from polylens.ask.trec import trec_record
 
@@ -118,11 +118,11 @@ def ask(
         _print_answer(answer, printed=not no_stream)
 
 
-def _run(events: Any, *, live: bool) -> Any:
+def _run(events: Any, *, live: bool, quiet: bool) -> Any:
     for event in events:
-        if event.type == "evidence" and not event.data.get("no_good_match"):
+        if event.type == "evidence" and not event.data.get("no_good_match") and not quiet:
             _print_evidence(event.data["references"])
-        elif event.type == "round":
+        elif event.type == "round" and not quiet:
             added = len(event.data["added"])
             err_console.print(
                 f"[dim]searching again: {event.data['query']!r} ({added} new)[/]",
@@ -150,6 +150,8 @@ def _print_answer(answer: Any, *, printed: bool) -> None:
         out_console.print("[bold]No good match[/] — closest results:", highlight=False)
         for ref in answer.references:
             out_console.print(f"  {_where(ref)}", highlight=False, soft_wrap=True)
+        if not answer.references:
+            out_console.print("  (nothing in the index comes close)")
         out_console.print("[dim]No model was asked: nothing found answers this.[/]")
         return
     if printed:

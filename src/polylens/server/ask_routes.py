@@ -26,6 +26,67 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class ReferenceOut(BaseModel):
+    n: int
+    id: str
+    path: str
+    kind: str
+    page: int | None
+    chunk: int | None
+    confidence: float | None
+    snippet: str | None = None
+    sent_as: str
+    """``image+text``, ``text``, or ``none`` (closest items of an abstained answer)."""
+    round: int
+
+
+class SentenceOut(BaseModel):
+    text: str
+    citations: list[int]
+    uncited: bool
+
+
+class RoundOut(BaseModel):
+    query: str
+    added: list[int]
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str
+    sentences: list[SentenceOut]
+    references: list[ReferenceOut]
+    abstained: bool
+    abstain_reason: str | None
+    """``no_good_match`` (no model was asked) or ``model`` (it said the evidence is not enough)."""
+    dropped_citations: int
+    usage: dict[str, int]
+    rounds: list[RoundOut]
+    model: str | None
+    fallbacks: list[str]
+
+
+EVENTS = ("evidence", "round", "delta", "citations", "done", "error")
+STREAM_DOC = {
+    200: {
+        "model": AnswerOut,
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One server-sent event; ``data`` is JSON.",
+                    "properties": {
+                        "event": {"type": "string", "enum": list(EVENTS)},
+                        "data": {"type": "string"},
+                    },
+                    "required": ["event", "data"],
+                }
+            }
+        },
+    }
+}
+
+
 class AskIn(BaseModel):
     """A question. Unknown fields (an ``endpoint``, a ``model``) are refused."""
 
@@ -37,7 +98,7 @@ class AskIn(BaseModel):
     """Stream server-sent events (also when the request accepts text/event-stream)."""
 
 
-@router.post("/ask", responses=ERRORS)
+@router.post("/ask", responses={**ERRORS, **STREAM_DOC}, response_model=AnswerOut)
 def ask(request: Request, body: AskIn) -> Any:
     """Answer from the index's evidence, each sentence with its citations. Streamed
     events: ``evidence`` (the items chosen), ``round`` (another search), ``delta`` (the
