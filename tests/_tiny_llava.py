@@ -28,7 +28,7 @@ import pathlib
 from collections import Counter
 
 import torch
-from _tiny_models import _quiet_transformers, _word_counts
+from _tiny_models import _quiet_transformers, _word_counts, learn_merges
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import BPE
 
@@ -103,33 +103,7 @@ def _train_byte_bpe(num_merges: int) -> tuple[dict[str, int], list[tuple[str, st
     for word, count in counts.items():
         words[tuple(word)] = words.get(tuple(word), 0) + count
 
-    merges: list[tuple[str, str]] = []
-    for _ in range(num_merges):
-        pairs: Counter[tuple[str, str]] = Counter()
-        for symbols, count in words.items():
-            for pair in zip(symbols[:-1], symbols[1:], strict=True):
-                pairs[pair] += count
-        if not pairs:
-            break
-        best = min(pairs, key=lambda p: (-pairs[p], p))
-        if pairs[best] < 2:
-            break
-        merges.append(best)
-        left, right = best
-        merged: dict[tuple[str, ...], int] = {}
-        for symbols, count in words.items():
-            out: list[str] = []
-            i = 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and symbols[i] == left and symbols[i + 1] == right:
-                    out.append(left + right)
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            key = tuple(out)
-            merged[key] = merged.get(key, 0) + count
-        words = merged
+    merges = learn_merges(words, num_merges)
 
     vocab: dict[str, int] = {}
     for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):

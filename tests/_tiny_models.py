@@ -178,22 +178,9 @@ def _word_counts(tok: Tokenizer) -> Counter[str]:
     return counts
 
 
-def _train_clip_bpe(num_merges: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Learn CLIP-style BPE merges on the corpus and return ``(vocab, merges)``.
-
-    A tiny pure-Python trainer is used instead of ``tokenizers.trainers.BpeTrainer``
-    because the latter breaks ties between equally frequent pairs in hash order,
-    so its output differs from run to run.  Ties here go to the smallest pair.
-
-    The vocabulary is laid out like OpenAI CLIP's: the 256 byte symbols, the
-    256 byte symbols with the ``</w>`` end-of-word suffix, one entry per merge,
-    then ``<|startoftext|>`` and ``<|endoftext|>`` as the last two ids.
-    """
-    words: dict[tuple[str, ...], int] = {}
-    for word, count in _word_counts(_clip_backend()).items():
-        symbols = (*word[:-1], word[-1] + "</w>")
-        words[symbols] = words.get(symbols, 0) + count
-
+def learn_merges(words: dict[tuple[str, ...], int], num_merges: int) -> list[tuple[str, str]]:
+    """BPE merges learnt from word counts (words as symbol tuples), most frequent pair
+    first, ties to the smallest pair: deterministic, unlike ``BpeTrainer``."""
     merges: list[tuple[str, str]] = []
     for _ in range(num_merges):
         pairs: Counter[tuple[str, str]] = Counter()
@@ -220,6 +207,26 @@ def _train_clip_bpe(num_merges: int) -> tuple[dict[str, int], list[tuple[str, st
                     i += 1
             merged[tuple(out)] = merged.get(tuple(out), 0) + count
         words = merged
+    return merges
+
+
+def _train_clip_bpe(num_merges: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn CLIP-style BPE merges on the corpus and return ``(vocab, merges)``.
+
+    A tiny pure-Python trainer is used instead of ``tokenizers.trainers.BpeTrainer``
+    because the latter breaks ties between equally frequent pairs in hash order,
+    so its output differs from run to run.  Ties here go to the smallest pair.
+
+    The vocabulary is laid out like OpenAI CLIP's: the 256 byte symbols, the
+    256 byte symbols with the ``</w>`` end-of-word suffix, one entry per merge,
+    then ``<|startoftext|>`` and ``<|endoftext|>`` as the last two ids.
+    """
+    words: dict[tuple[str, ...], int] = {}
+    for word, count in _word_counts(_clip_backend()).items():
+        symbols = (*word[:-1], word[-1] + "</w>")
+        words[symbols] = words.get(symbols, 0) + count
+
+    merges = learn_merges(words, num_merges)
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab: dict[str, int] = {}
