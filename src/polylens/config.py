@@ -70,7 +70,8 @@ class IndexConfig:
     """Inverted lists the in-memory ANN index scans per query: higher is more accurate."""
     rerank: str = "none"
     """A cross-encoder that re-orders the first hits of text queries (``ms-marco-minilm``,
-    ``bge-reranker-base``, ``hf-hub:ORG/NAME``, a local directory, or ``none``)."""
+    ``bge-reranker-base``, ``hf-hub:ORG/NAME``, a local directory), ``llm`` (a listwise
+    reranker: the ``ask`` endpoint's model orders them), or ``none``."""
     rerank_depth: int = 30
     """How many of the first fused hits the reranker reads."""
     fusion: str = "rrf"

@@ -320,8 +320,15 @@ class Index:
             self.config.rerank,
             device=self.config.device,
             batch_size=self.config.batch_size,
+            builders={"llm": self._listwise_reranker},
         )
         return {"reranker": model, "rerank_warning": warning}
+
+    def _listwise_reranker(self) -> Any:
+        from polylens.ask.listwise import ListwiseReranker
+        from polylens.ask.settings import resolve_settings
+
+        return ListwiseReranker(resolve_settings(self.config))
 
     @staticmethod
     def _hashes_under(searcher: Searcher, path_prefix: str | None) -> tuple[str, ...] | None:

@@ -60,7 +60,8 @@ def search(
         typer.Option(
             "--rerank",
             help="Re-order the first hits with this cross-encoder (ms-marco-minilm, "
-            "bge-reranker-base, hf-hub:ORG/NAME, a local directory; none: off).",
+            "bge-reranker-base, hf-hub:ORG/NAME, a local directory), with llm (the ask "
+            "endpoint's model, listwise), or none.",
             metavar="NAME",
         ),
     ] = None,

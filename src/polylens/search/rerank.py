@@ -9,7 +9,7 @@ offline without its weights) leaves results in fused order, with a warning sayin
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from polylens.errors import ModelNotAvailableError, PolylensError
@@ -30,17 +30,30 @@ class RerankerSlot:
         self._error: str | None = None
 
     def get(
-        self, registry: Any, name: str, *, device: str, batch_size: int
+        self,
+        registry: Any,
+        name: str,
+        *,
+        device: str,
+        batch_size: int,
+        builders: Mapping[str, Callable[[], Any]] | None = None,
     ) -> tuple[Any, str | None]:
         """(the model or None, why it is unavailable or None); ``registry``: a
-        :class:`polylens.encoders.registry.ModelRegistry`."""
+        :class:`polylens.encoders.registry.ModelRegistry`; ``builders``: rerankers that
+        are not models of the registry, by name (``llm``: the ask endpoint)."""
         if name.strip().lower() in ("", "none", "off"):
             return None, None
         with self._lock:
             if name != self._name:
                 self._name, self._model, self._error = name, None, None
+                build = (builders or {}).get(name.strip().lower())
                 try:
-                    self._model = registry.load_reranker(name, device=device, batch_size=batch_size)
+                    if build is not None:
+                        self._model = build()
+                    else:
+                        self._model = registry.load_reranker(
+                            name, device=device, batch_size=batch_size
+                        )
                 except ModelNotAvailableError as exc:
                     self._error = f"reranker {name} is unavailable ({exc.summary or exc})"
                 except PolylensError as exc:

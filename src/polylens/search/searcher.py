@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polylens.config import IndexConfig
-from polylens.errors import InputError
+from polylens.errors import InputError, PolylensError
 from polylens.representations.base import Bound, Query, Ranked, SearchContext
 from polylens.search.calibration import confidence_of, item_logits
 from polylens.search.fusion import Fused, evidence_fusion, reciprocal_rank_fusion
@@ -169,7 +169,11 @@ class Searcher:
         depth = max(self.config.rerank_depth, 0)
         items, _ = self.reader.items_and_paths([f.id for f in fused[:depth]])
         texts = {i: row["text"] or "" for i, row in items.items()}
-        return rerank(fused, texts, text, self.reranker, depth)
+        try:
+            return rerank(fused, texts, text, self.reranker, depth)
+        except PolylensError as exc:  # a remote reranker down or too slow: still answer
+            warnings.append(f"the reranker failed ({exc}); results are in fused order")
+            return fused
 
     def _kinds_if_needed(self, ranked: dict[str, Ranked]) -> dict[str, str]:
         """Item kinds, when some list ranked only some kinds (else none are needed)."""
