@@ -45,6 +45,20 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_colqwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from _tiny_colvision import make_tiny_colqwen2
+
+    return make_tiny_colqwen2(tmp_path_factory.mktemp("models") / "tiny-colqwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_colpali_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from _tiny_colvision import make_tiny_colpali
+
+    return make_tiny_colpali(tmp_path_factory.mktemp("models") / "tiny-colpali")
+
+
+@pytest.fixture(scope="session")
 def ask_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BM25-only index for `ask` tests (see tests/_ask_corpus.py)."""
     from _ask_corpus import build_ask_index

@@ -24,6 +24,7 @@ from polylens.encoders.registry import ModelRegistry
 from polylens.errors import (
     IndexNotFoundError,
     InputError,
+    ItemNotFoundError,
     StoreError,
 )
 from polylens.ingest.events import ProgressEvents
@@ -262,12 +263,14 @@ class Index:
         retrievers: Iterable[str] | None = None,
         path_prefix: str | None = None,
         rerank: bool = True,
+        exact: bool = False,
     ) -> SearchResults:
         """Search by text, by image (a path, bytes or PIL image), or both.
 
         Returns the hits best first, as a list with ``warnings`` (a part of the query that
         could not run, and why) and ``has_more``. ``retrievers`` limits fusion to some
-        of ``image``, ``text`` and ``bm25`` (evaluation compares them).
+        of ``image``, ``text`` and ``bm25`` (evaluation compares them). ``exact``: score
+        every page by MaxSim instead of the late-interaction first stage's candidates.
 
         Arguments and the query image are checked before any model loads.
         """
@@ -279,6 +282,7 @@ class Index:
             offset=offset,
             retrievers=tuple(retrievers) if retrievers is not None else None,
             rerank=rerank,
+            exact=exact,
         )
         self._reload_meta()
         check_request(request, has_image=image is not None, known=self.representations)
@@ -371,6 +375,23 @@ class Index:
         if table is None and self._store.has_collection(PerceptualHash.collection):
             table = HashTable.load(self._store, PerceptualHash.collection)
         return duplicates_of(self._store, table, item_id, threshold)
+
+    def heatmap(self, item_id: str, query: str) -> dict[str, Any]:
+        """Which patches of a page matched ``query`` in the late-interaction
+        representation: ``{"rows", "cols", "values" (row-major, 0..1), "score", ...}``."""
+        self.item(item_id)
+        self._reload_meta()
+        if not query.strip():
+            raise InputError("a heat map needs the query text")
+        for bound in self._lineup.bound(self._meta, self.config, for_search=True):
+            heatmap = getattr(bound.rep, "heatmap", None)
+            if heatmap is not None and bound.model is not None:
+                found = heatmap(self._store, bound.model, item_id, query)
+                if found is None:
+                    raise ItemNotFoundError(f"item {item_id} has no page vectors to map")
+                return found
+        # no such resource (a 404), not a bad request: the item is fine, the index has none
+        raise ItemNotFoundError("this index keeps no page vectors: index it with --page-model NAME")
 
     def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
         """The picture of an image or page item (PIL), read from the indexed file.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from polylens.config import IndexConfig
-from polylens.encoders.registry import ModelRegistry
+from polylens.encoders.registry import DISABLED, ModelRegistry
 from polylens.meta import IndexMeta
 from polylens.representations.base import Bound, Representation
 from polylens.representations.registry import RepresentationRegistry
@@ -42,7 +42,19 @@ class Lineup:
         recorded = None
         if meta.representations is not None:
             recorded = [n for n in meta.representations if n in self.registry.names]
-        return self.registry.choose(recorded, config.with_, config.without)
+        return self.registry.choose(recorded, config.with_ + self._implied(config), config.without)
+
+    def _implied(self, config: IndexConfig) -> tuple[str, ...]:
+        """Optional representations whose model setting names a model (``page_model =
+        "colqwen2"`` adds ``late``), unless ``without`` takes them out."""
+        implied = []
+        for name in self.registry.names:
+            rep = self.get(name)
+            if rep.default or rep.model_key is None or name in config.without:
+                continue
+            if str(getattr(config, rep.model_key, "none")).strip().lower() not in DISABLED:
+                implied.append(name)
+        return tuple(implied)
 
     def reps(self, meta: IndexMeta, config: IndexConfig) -> list[Representation]:
         return [self.get(name) for name in self.names(meta, config)]

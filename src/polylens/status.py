@@ -35,7 +35,7 @@ def index_status(
         files=store.count(FILES),
         items=items,
         models=[*_model_infos(meta, reps), _ocr_info(config)],
-        representations=[_rep_info(rep, meta, store, unavailable) for rep in reps]
+        representations=[_rep_info(rep, meta, store, unavailable, path) for rep in reps]
         + [
             RepresentationInfo(name, "", (), None, None, None, False, "not installed")
             for name in lineup.unknown(meta)
@@ -49,7 +49,11 @@ def index_status(
 
 
 def _rep_info(
-    rep: Representation, meta: IndexMeta, store: Store, unavailable: dict[str, str]
+    rep: Representation,
+    meta: IndexMeta,
+    store: Store,
+    unavailable: dict[str, str],
+    index_dir: Path,
 ) -> RepresentationInfo:
     record = meta.record(rep.name)
     reason = unavailable.get(rep.name)
@@ -66,6 +70,7 @@ def _rep_info(
         reason=reason,
         rows=store.count(rep.collection) if rep.collection else None,
         version=record.version if record is not None else rep.version,
+        bytes=rep.footprint(index_dir),
     )
 
 

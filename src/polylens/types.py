@@ -185,6 +185,8 @@ class RepresentationInfo:
     rows: int | None = None
     """Rows in its collection (None: it reads the items' own columns)."""
     version: int | None = None
+    bytes: int | None = None
+    """Bytes its derived search files take on disk (None: it keeps none, or unmeasured)."""
 
 
 @dataclass(frozen=True)

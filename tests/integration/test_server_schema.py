@@ -37,7 +37,7 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 from polylens.engine import open_index  # noqa: E402
 from polylens.server.app import create_app  # noqa: E402
 
-# Examples per operation and generation mode; 14 operations, two modes, plus real-id and
+# Examples per operation and generation mode; 15 operations, two modes, plus real-id and
 # real-image variants: about 900 requests, well under three minutes on two busy cores.
 MAX_EXAMPLES = 30
 OPERATIONS = [
@@ -50,6 +50,7 @@ OPERATIONS = [
     "GET /api/items/{item_id}/text",
     "GET /api/items/{item_id}/similar",
     "GET /api/items/{item_id}/duplicates",
+    "GET /api/items/{item_id}/heatmap",
     "GET /api/items/{item_id}/thumbnail",
     "GET /api/items/{item_id}/image",
     "POST /api/reindex",

@@ -59,5 +59,5 @@ def test_a_broken_plugin_does_not_break_polylens(
     warnings: list[str] = []
     monkeypatch.setattr(registry_module.log, "warning", lambda msg, *a: warnings.append(msg % a))
     registry = RepresentationRegistry.with_plugins()
-    assert registry.names == ["image", "text", "bm25", "phash"]
+    assert registry.names == ["image", "text", "bm25", "phash", "late"]
     assert warnings == ["representation plugin brevity failed to load: broken plugin"]

@@ -131,6 +131,14 @@ def index(
             metavar="MODEL",
         ),
     ] = None,
+    page_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Late-interaction page model (colqwen2, colpali, hf-hub:ORG/NAME, a local "
+            "dir): PDF pages and scans as patch vectors, searched by MaxSim.",
+            metavar="MODEL",
+        ),
+    ] = None,
     with_: Annotated[
         list[str] | None,
         typer.Option(
@@ -178,6 +186,7 @@ def index(
             index_dir or default_index(),
             image_model=image_model,
             text_model=text_model,
+            page_model=page_model,
             with_=_names(with_),
             without=_names(without),
             ocr=ocr,

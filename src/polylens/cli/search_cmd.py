@@ -55,6 +55,14 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print hits as a JSON array, best first.")
     ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Score every page by MaxSim (late-interaction pages), not the first "
+            "stage's candidates: slower, for checks.",
+        ),
+    ] = False,
     rerank: Annotated[
         str | None,
         typer.Option(
@@ -80,7 +88,11 @@ def search(
             # store opens (a wrong file is named at once), and recognises an indexed exact
             # copy of the file by its content hash.
             hits = idx.search(
-                query, image=image, k=k, kind=[c.value for c in kind] if kind else None
+                query,
+                image=image,
+                k=k,
+                kind=[c.value for c in kind] if kind else None,
+                exact=exact,
             )
     for warning in hits.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

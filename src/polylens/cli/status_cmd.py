@@ -84,6 +84,13 @@ def print_status(st: IndexStatus) -> None:
         highlight=False,
     )
     out.print(_table(st))
+    for rep in st.representations:
+        if rep.bytes and rep.rows:
+            out.print(
+                f"{rep.name}: {rep.rows} {'item' if rep.rows == 1 else 'items'}, "
+                f"{_size(rep.bytes)} of search files ({_size(rep.bytes // rep.rows)} an item)",
+                highlight=False,
+            )
     explained = []
     for m in st.models:
         if m.reason and m.reason != m.summary:

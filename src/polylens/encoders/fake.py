@@ -62,3 +62,34 @@ class FakeImageText(ImageTextEncoder):
 
     def _embed_text_batch(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([_hash_words(t, self.dim) for t in texts])
+
+
+class FakePages:
+    """Late interaction without weights: a page is its 4x4 grid of colour cells (one
+    vector per cell), a query one hashed vector per word; both L2-normalised."""
+
+    def __init__(self, dim: int = 16) -> None:
+        self.name = f"fake-page:{dim}"
+        self.resolved = self.name
+        self.dim = dim
+
+    def embed_pages(self, images: Sequence[Image.Image]) -> list:
+        from polylens.encoders.late import PageVectors
+
+        out = []
+        for image in images:
+            cells = np.asarray(image.convert("RGB").resize((4, 4)), dtype=np.float32)
+            vectors = np.zeros((16, self.dim), dtype=np.float32)
+            vectors[:, : min(3, self.dim)] = cells.reshape(16, 3)[:, : self.dim] / 255.0 - 0.5
+            vectors[:, -1] += 0.1  # no zero vector for a grey cell
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            out.append(PageVectors(vectors.astype(np.float16), 0, 4, 4))
+        return out
+
+    def embed_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
+        out = []
+        for text in texts:
+            words = _WORD.findall(text.lower()) or [text]
+            vectors = np.stack([_hash_words(w, self.dim) for w in words])
+            out.append(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+        return out

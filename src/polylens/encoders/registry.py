@@ -20,7 +20,7 @@ from polylens.errors import ConfigError, ModelNotAvailableError
 
 log = logging.getLogger(__name__)
 
-Role = Literal["image", "text", "rerank"]
+Role = Literal["image", "text", "rerank", "page"]
 DISABLED = ("none", "off", "")
 
 IMAGE_ALIASES: dict[str, str] = {
@@ -36,6 +36,11 @@ TEXT_ALIASES: dict[str, str] = {
     "bge-small": "hf-hub:BAAI/bge-small-en-v1.5",
     "e5-small": "hf-hub:intfloat/e5-small-v2",
     "fake-text": "fake:64",
+}
+PAGE_ALIASES: dict[str, str] = {
+    "colqwen2": "hf-hub:vidore/colqwen2-v1.0-hf",
+    "colpali": "hf-hub:vidore/colpali-v1.3-hf",
+    "fake-page": "fake:16",
 }
 RERANK_ALIASES: dict[str, str] = {
     "ms-marco-minilm": "hf-hub:cross-encoder/ms-marco-MiniLM-L6-v2",
@@ -67,6 +72,7 @@ class ModelRegistry:
             "image": dict(IMAGE_ALIASES),
             "text": dict(TEXT_ALIASES),
             "rerank": dict(RERANK_ALIASES),
+            "page": dict(PAGE_ALIASES),
         }
 
     @classmethod
@@ -162,6 +168,26 @@ class ModelRegistry:
         with quiet_loading():
             return SentenceTransformerText(
                 name, self._local_path(ref), device=device, batch_size=batch_size
+            )
+
+    def load_page(self, name: str, *, device: str, batch_size: int, max_pixels: int) -> Any:
+        """A late-interaction page encoder (``encoders.late``), or None for ``none``."""
+        ref = self.parse("page", name)
+        if ref is None:
+            return None
+        if ref.scheme == "fake":
+            from polylens.encoders.fake import FakePages
+
+            return FakePages(int(ref.target or 16))
+        from polylens.encoders.late import LateInteractionEncoder
+
+        with quiet_loading():
+            return LateInteractionEncoder(
+                name,
+                self._local_path(ref),
+                device=device,
+                batch_size=batch_size,
+                max_pixels=max_pixels,
             )
 
     def load_reranker(self, name: str, *, device: str, batch_size: int) -> Any:

@@ -54,6 +54,8 @@ class Query:
     image_digest: str | None = None
     """The content hash of the query image's file, when it came as a file or bytes: an
     indexed exact copy of it is recognised without looking at pixels."""
+    exact: bool = False
+    """Score exhaustively where a representation has an approximate first stage (checks)."""
 
 
 @dataclass
@@ -207,6 +209,10 @@ class Representation(ABC):
 
     def after_write(self, ctx: BuildContext) -> None:
         """Bring files derived from its data (ANN indexes, postings) up to date."""
+        return None
+
+    def footprint(self, index_dir: Path) -> int | None:
+        """Bytes of the files it derives in the index directory (``status``), or None."""
         return None
 
     def drop(self, store: Store, index_dir: Path) -> None:

@@ -23,10 +23,11 @@ ENTRY_POINTS = "polylens.representations"
 def _builtins() -> list[type[Representation]]:
     from polylens.representations.bm25 import Bm25
     from polylens.representations.image_text import ImageText
+    from polylens.representations.late_interaction import LateInteraction
     from polylens.representations.phash import PerceptualHash
     from polylens.representations.text_embedding import TextEmbedding
 
-    return [ImageText, TextEmbedding, Bm25, PerceptualHash]
+    return [ImageText, TextEmbedding, Bm25, PerceptualHash, LateInteraction]
 
 
 class RepresentationRegistry:

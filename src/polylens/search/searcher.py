@@ -50,6 +50,8 @@ class SearchRequest:
     exclude_ids: tuple[str, ...] = ()
     rerank: bool = True
     """Let the index's reranker (if it has one) re-order the first hits."""
+    exact: bool = False
+    """Exhaustive scoring where a representation has an approximate first stage."""
 
 
 class Searcher:
@@ -118,6 +120,7 @@ class Searcher:
             item_id=request.item_id,
             text_share=1.0 if image is None else 1.0 - self.config.image_query_weight,
             image_digest=request.image_digest if image is not None else None,
+            exact=request.exact,
         )
         return self._retrieve(query, use, depth, where)
 

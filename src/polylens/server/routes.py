@@ -15,6 +15,7 @@ from polylens.server.schemas import (
     NOT_BLANK,
     DuplicatesOut,
     ErrorOut,
+    HeatmapOut,
     ItemOut,
     JobOut,
     SearchIn,
@@ -138,6 +139,17 @@ def similar(
 ) -> SearchOut:
     hits = searchable_index(request.app.state).similar(item_id, k=k, kind=kind)
     return _hits(hits, k, 0, None)
+
+
+@router.get("/items/{item_id}/heatmap", response_model=HeatmapOut, responses=ERRORS)
+def heatmap(
+    request: Request,
+    item_id: str,
+    q: Annotated[str, Query(min_length=1, max_length=2000, pattern=NOT_BLANK)],
+) -> HeatmapOut:
+    """Which patches of a page matched the query (late-interaction pages): a grid of
+    ``rows x cols`` values in 0..1, row-major, to lay over the page's picture."""
+    return HeatmapOut(**searchable_index(request.app.state).heatmap(item_id, q))
 
 
 @router.get("/items/{item_id}/duplicates", response_model=DuplicatesOut, responses=ERRORS)

@@ -114,3 +114,16 @@ class JobOut(BaseModel):
     items: int = 0
     summary: dict | None = None
     error: str | None = None
+
+
+class HeatmapOut(BaseModel):
+    rows: int
+    cols: int
+    values: list[float]
+    """``rows x cols`` values in 0..1, row-major: how much of the query's MaxSim each patch
+    of the page carried."""
+    score: float
+    """The page's MaxSim for the query."""
+    tokens: int
+    tokens_on_page: int
+    """Query tokens whose best match is an image patch (the rest matched prompt tokens)."""
