@@ -210,3 +210,53 @@ def test_naming_a_page_model_adds_late_unless_left_out(corpus: Path, tmp_path: P
     with open_index(tmp_path / "c", page_model="fake-page", without=("late",), **LEXICAL) as idx:
         idx.add([corpus / "pdf"])
         assert "late" not in idx.representations
+
+
+def test_eval_on_a_vidore_parquet_offers_the_late_configuration(
+    tmp_path: Path, samples_dir: Path, tiny_colpali_dir: Path
+) -> None:
+    """A ViDoRe-format split (pages rendered from a real PDF, queries from their text)
+    through `polylens eval` with a page model, end to end."""
+    import io
+    import json as jsonlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pypdfium2
+    from typer.testing import CliRunner
+
+    from polylens.cli import app
+
+    pdf = pypdfium2.PdfDocument(str(samples_dir / "pdf" / "euro.pdf"))
+    rows = {"query": [], "image": [], "image_filename": []}
+    for n in range(6):
+        page = pdf[n]
+        buffer = io.BytesIO()
+        page.render(scale=0.6).to_pil().save(buffer, format="PNG")
+        words = page.get_textpage().get_text_range().split()[5:12]
+        rows["query"].append(" ".join(words))
+        rows["image"].append({"bytes": buffer.getvalue(), "path": None})
+        rows["image_filename"].append(f"euro-{n + 1}.png")
+    pq.write_table(pa.table(rows), tmp_path / "test.parquet")
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(tmp_path / "test.parquet"),
+            "--work",
+            str(tmp_path / "work"),
+            "--image-model",
+            "none",
+            "--text-model",
+            "none",
+            "--no-ocr",
+            "--page-model",
+            str(tiny_colpali_dir),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = jsonlib.loads(result.stdout)
+    by_name = {r["name"]: r for r in report["results"]}
+    assert "late" in by_name and by_name["late"]["retrievers"] == ["late"]
+    assert 0.0 <= by_name["late"]["metrics"]["ndcg@10"] <= 1.0

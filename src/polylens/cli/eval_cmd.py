@@ -53,6 +53,12 @@ def eval_(
         str | None, typer.Option(help="Image-text model for a new index.")
     ] = None,
     text_model: Annotated[str | None, typer.Option(help="Text embedder for a new index.")] = None,
+    page_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Late-interaction page model for a new index (colqwen2, colpali, a local dir)."
+        ),
+    ] = None,
     ocr: Annotated[
         bool | None,
         typer.Option("--ocr/--no-ocr", help="OCR images and scanned pages (new index)."),
@@ -166,6 +172,9 @@ def eval_(
                 "text_model": text_model,
                 "ocr": ocr,
                 "rerank": rerank,
+                "page_model": page_model,
+                # a page benchmark's corpus is pages, whatever OCR finds on them
+                "page_min_text": 0 if page_model and _all_pages(data) else None,
             },
             configs=config,
             metrics=metrics,
@@ -218,6 +227,11 @@ def eval_(
         _print_tuning(report.tuning)
     for path in written:
         err_console.print(f"wrote {path}")
+
+
+def _all_pages(data: Any) -> bool:
+    """Every document is a picture (ViDoRe and other page benchmarks)."""
+    return all(doc.image_bytes is not None or doc.path is not None for doc in data.corpus.values())
 
 
 def _print_tuning(tuning: Any) -> None:
