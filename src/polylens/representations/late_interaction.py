@@ -281,7 +281,7 @@ class LateInteraction(Representation):
         if new:
             pages = self._vectors(store, new)
             if index is None:
-                patches = PatchStore.from_pages(directory / "patches", pages)
+                patches = PatchStore.from_pages(directory, pages)
                 index = MultiVectorIndex.build(patches)
             else:
                 index.add(pages)
