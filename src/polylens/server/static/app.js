@@ -53,6 +53,10 @@
     detailFigure: $("#detail-figure"),
     detailImageLink: $("#detail-image-link"),
     detailImage: $("#detail-image"),
+    detailHeat: $("#detail-heat"),
+    detailHeatBar: $("#detail-heat-bar"),
+    detailHeatToggle: $("#detail-heat-toggle"),
+    detailHeatCaption: $("#detail-heat-caption"),
     detailKind: $("#detail-kind"),
     detailPage: $("#detail-page"),
     detailPageLabel: $("#detail-page-label"),
@@ -99,7 +103,13 @@
     detailIndex: -1, // the result the detail view was opened from (or last showed)
     detailHit: null, // the item the detail view shows: that result, or one of its near-duplicates
     detailSeq: 0,
+    detailQuery: "", // the words of the text search the detail view's item came from, if any
     opener: null, // the element focused before the detail view opened
+    pageVectors: false, // from /api/status: the index keeps late-interaction page vectors
+    heat: null, // the heat map drawn over the detail view's picture: {rows, cols, values, ...}
+    heatController: null, // AbortController of the heat map on its way
+    heatShown: true, // "Show matched areas": on until someone turns it off
+    heatCache: new Map(), // "query\nid" -> heat map, for going back and forth among results
     mode: "search", // what the box does: "search" or "ask"
     statusByMode: {}, // the status row of the mode not shown, to put back when it is
     ask: null, // the answer shown: {question, refs (n -> reference), text, sentences, done, ...}
@@ -299,6 +309,9 @@
       if (files === 0) {
         els.resultInfo.textContent = "The index is empty: run “polylens index FOLDER” first.";
       }
+      // the heat maps of pages need page vectors (older servers list no representations)
+      const reps = Array.isArray(status.representations) ? status.representations : [];
+      state.pageVectors = reps.some((r) => r && r.name === "late" && r.available === true);
       // older servers do not send image_search: image search is then taken as available
       const imageSearch = status.image_search;
       if (imageSearch && typeof imageSearch === "object" && imageSearch.available === false) {
@@ -393,6 +406,7 @@
     state.ids = new Set();
     state.exhausted = false;
     state.hasMore = false;
+    state.heatCache.clear(); // a new search may follow a new index run
     clearWarnings();
     rememberInUrl(query);
     return fetchPage(true);
@@ -1196,7 +1210,9 @@
     const hit = state.hits[index];
     if (!hit) return;
     state.detailIndex = index;
-    showDetail(hit, opener);
+    // a heat map needs words: the results of "more like this" or of a picture have none
+    const query = state.query;
+    showDetail(hit, opener, query && query.mode === "text" ? query.q : "");
   }
 
   // whether the detail view shows one of the results (not a near-duplicate outside them)
@@ -1204,11 +1220,13 @@
     return state.detailHit !== null && state.hits[state.detailIndex] === state.detailHit;
   }
 
-  function showDetail(hit, opener) {
+  function showDetail(hit, opener, query = "") {
     if (!els.detail.open) {
       state.opener = opener || document.activeElement;
     }
+    clearHeat(); // the map of the item shown before does not fit this one
     state.detailHit = hit;
+    state.detailQuery = query;
     const inResults = detailInResults();
     const index = state.detailIndex;
     const seq = ++state.detailSeq;
@@ -1293,6 +1311,7 @@
     );
 
     if (hit.kind !== "text") loadDuplicates(hit.id, seq);
+    if (query && wantsHeat(hit)) loadHeat(hit, query, seq);
   }
 
   // the near-duplicate pictures of the item shown; a failure only leaves the section hidden
@@ -1358,7 +1377,7 @@
   function openDuplicate(dupe) {
     const index = state.ids.has(dupe.id) ? state.hits.findIndex((h) => h.id === dupe.id) : -1;
     if (index >= 0) openDetail(index);
-    else showDetail({ id: dupe.id, path: dupe.path, kind: dupe.kind, page: dupe.page ?? null, other_paths: [] });
+    else showDetail({ id: dupe.id, path: dupe.path, kind: dupe.kind, page: dupe.page ?? null, other_paths: [] }, null, state.detailQuery);
     // the entry just pressed is gone with the old list: the new item's title takes the focus
     els.detailTitle.focus();
     els.detail.querySelector(".detail-body").scrollTop = 0;
@@ -1384,6 +1403,153 @@
     els.detailSizeLabel.hidden = !show;
   }
 
+  // ---------------------------------------------------------------- heat map
+
+  const HEAT_ALPHA = 0.6; // the opacity of the cells that carried the most of the match
+  const HEAT_CACHE = 64;
+
+  function foundByPageVectors(sources) {
+    if (Array.isArray(sources)) return sources.includes("late");
+    return Boolean(sources && typeof sources === "object" && Object.prototype.hasOwnProperty.call(sources, "late"));
+  }
+
+  // a picture (page or image) of an index that keeps page vectors, or a hit they found
+  function wantsHeat(hit) {
+    return hit.kind !== "text" && (state.pageVectors || foundByPageVectors(hit.sources));
+  }
+
+  // the server's map, checked: a grid of rows x cols values in 0..1; else null
+  function readHeat(data) {
+    const rows = Number(data && data.rows);
+    const cols = Number(data && data.cols);
+    const values = data && data.values;
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) return null;
+    if (!Array.isArray(values) || values.length !== rows * cols) return null;
+    const clamp = (v) => (typeof v === "number" && v > 0 ? Math.min(1, v) : 0);
+    return {
+      rows,
+      cols,
+      values: values.map(clamp),
+      score: Number(data.score),
+      tokens: Number(data.tokens),
+      tokensOnPage: Number(data.tokens_on_page),
+    };
+  }
+
+  // which parts of the picture the query's words matched; a failure (no page vectors in
+  // the index or for this item) only leaves the toggle hidden
+  function loadHeat(hit, query, seq) {
+    const key = query + "\n" + hit.id;
+    els.detail.dataset.heat = "loading";
+    const cached = state.heatCache.get(key);
+    if (cached) {
+      showHeat(hit, cached);
+      return;
+    }
+    const controller = new AbortController();
+    state.heatController = controller;
+    api(itemUrl(hit.id, "/heatmap?") + new URLSearchParams({ q: query }).toString(), { signal: controller.signal }).then(
+      (data) => {
+        if (seq !== state.detailSeq || controller !== state.heatController) return;
+        state.heatController = null;
+        const heat = readHeat(data);
+        if (!heat) {
+          els.detail.dataset.heat = "none";
+          return;
+        }
+        state.heatCache.set(key, heat);
+        if (state.heatCache.size > HEAT_CACHE) state.heatCache.delete(state.heatCache.keys().next().value);
+        showHeat(hit, heat);
+      },
+      (err) => {
+        if (err && err.name === "AbortError") return;
+        if (controller === state.heatController) state.heatController = null;
+        // 400: this index keeps no page vectors at all, so no other item has a map either
+        if (err && err.status === 400) state.pageVectors = false;
+        if (seq !== state.detailSeq) return;
+        els.detail.dataset.heat = "none";
+      }
+    );
+  }
+
+  function showHeat(hit, heat) {
+    state.heat = heat;
+    const what = hit.kind === "page" ? "page" : "picture";
+    els.detailHeatCaption.textContent = `Highlighted: where the query’s words matched this ${what} (MaxSim)`;
+    const canvas = els.detailHeat;
+    canvas.dataset.rows = String(heat.rows);
+    canvas.dataset.cols = String(heat.cols);
+    canvas.dataset.score = String(heat.score);
+    canvas.dataset.tokens = String(heat.tokens);
+    canvas.dataset.tokensOnPage = String(heat.tokensOnPage);
+    els.detailHeatToggle.setAttribute("aria-pressed", state.heatShown ? "true" : "false");
+    els.detailHeatBar.hidden = false;
+    els.detail.dataset.heat = "loaded";
+    drawHeat();
+  }
+
+  // the map over the picture as it is displayed now: one cell per patch, a warm colour as
+  // opaque as the cell's share of the match, cells without any left clear
+  function drawHeat() {
+    const heat = state.heat;
+    const canvas = els.detailHeat;
+    const img = els.detailImage;
+    const width = img.offsetWidth;
+    const height = img.offsetHeight;
+    if (!heat || !state.heatShown || !els.detail.open || els.detailFigure.hidden || !(width > 0 && height > 0) || !img.naturalWidth) {
+      canvas.hidden = true;
+      return;
+    }
+    const ratio = Math.min(4, Math.max(1, window.devicePixelRatio || 1));
+    const w = Math.round(width * ratio);
+    const h = Math.round(height * ratio);
+    canvas.style.left = `${img.offsetLeft}px`;
+    canvas.style.top = `${img.offsetTop}px`;
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${height}px`;
+    if (canvas.width !== w) canvas.width = w;
+    if (canvas.height !== h) canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return;
+    ctx.clearRect(0, 0, w, h);
+    const { rows, cols, values } = heat;
+    for (let r = 0; r < rows; r++) {
+      const y0 = Math.round((r * h) / rows);
+      const y1 = Math.round(((r + 1) * h) / rows);
+      for (let c = 0; c < cols; c++) {
+        const v = values[r * cols + c];
+        if (!(v > 0)) continue;
+        const x0 = Math.round((c * w) / cols);
+        const x1 = Math.round(((c + 1) * w) / cols);
+        // amber for a small share, red-orange for the largest
+        ctx.fillStyle = `hsla(${Math.round(40 - 28 * v)}, 100%, 50%, ${(HEAT_ALPHA * v).toFixed(3)})`;
+        ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
+      }
+    }
+    canvas.dataset.width = String(width);
+    canvas.dataset.height = String(height);
+    canvas.hidden = false;
+  }
+
+  function clearHeat() {
+    if (state.heatController) state.heatController.abort();
+    state.heatController = null;
+    state.heat = null;
+    const canvas = els.detailHeat;
+    canvas.hidden = true;
+    canvas.width = 0; // frees the pixels; the next map sizes it again
+    canvas.height = 0;
+    for (const key of Object.keys(canvas.dataset)) delete canvas.dataset[key];
+    els.detailHeatBar.hidden = true;
+    delete els.detail.dataset.heat;
+  }
+
+  function toggleHeat() {
+    state.heatShown = !state.heatShown;
+    els.detailHeatToggle.setAttribute("aria-pressed", state.heatShown ? "true" : "false");
+    drawHeat();
+  }
+
   function closeDetail() {
     if (!els.detail.open) return;
     els.detail.close();
@@ -1402,6 +1568,8 @@
     document.body.classList.remove("has-dialog");
     state.detailSeq++;
     state.detailHit = null;
+    state.detailQuery = "";
+    clearHeat();
     // return focus to the card of the item last shown, or whatever opened the view
     let target = null;
     const hit = state.hits[state.detailIndex];
@@ -1532,6 +1700,11 @@
     }
   });
   els.moreLikeThis.addEventListener("click", moreLikeThis);
+  els.detailHeatToggle.addEventListener("click", toggleHeat);
+  // the heat map follows the picture: the full one replacing the thumbnail, a resized view
+  els.detailImage.addEventListener("load", drawHeat);
+  if (typeof ResizeObserver === "function") new ResizeObserver(() => drawHeat()).observe(els.detailImage);
+  window.addEventListener("resize", drawHeat);
   els.copyPath.addEventListener("click", async () => {
     const text = els.detailPath.textContent;
     try {
