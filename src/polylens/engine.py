@@ -21,10 +21,10 @@ from polylens.config import CONFIG_FILE, IndexConfig, load_config
 from polylens.duplicates import duplicates_of, find_duplicates
 from polylens.encoders.ocr import RapidOcr
 from polylens.encoders.registry import ModelRegistry
+from polylens.engine_answers import IndexAnswers
 from polylens.errors import (
     IndexNotFoundError,
     InputError,
-    ItemNotFoundError,
     StoreError,
 )
 from polylens.ingest.events import ProgressEvents
@@ -60,7 +60,7 @@ STORE_DIR = "lance"
 LOCK_FILE = ".lock"
 
 
-class Index:
+class Index(IndexAnswers):
     """A polylens index in a directory. Use :func:`polylens.open` to get one."""
 
     def __init__(
@@ -328,12 +328,6 @@ class Index:
         )
         return {"reranker": model, "rerank_warning": warning}
 
-    def _listwise_reranker(self) -> Any:
-        from polylens.ask.listwise import ListwiseReranker
-        from polylens.ask.settings import resolve_settings
-
-        return ListwiseReranker(resolve_settings(self.config))
-
     @staticmethod
     def _hashes_under(searcher: Searcher, path_prefix: str | None) -> tuple[str, ...] | None:
         if not path_prefix:
@@ -376,23 +370,6 @@ class Index:
             table = HashTable.load(self._store, PerceptualHash.collection)
         return duplicates_of(self._store, table, item_id, threshold)
 
-    def heatmap(self, item_id: str, query: str) -> dict[str, Any]:
-        """Which patches of a page matched ``query`` in the late-interaction
-        representation: ``{"rows", "cols", "values" (row-major, 0..1), "score", ...}``."""
-        self.item(item_id)
-        self._reload_meta()
-        if not query.strip():
-            raise InputError("a heat map needs the query text")
-        for bound in self._lineup.bound(self._meta, self.config, for_search=True):
-            heatmap = getattr(bound.rep, "heatmap", None)
-            if heatmap is not None and bound.model is not None:
-                found = heatmap(self._store, bound.model, item_id, query)
-                if found is None:
-                    raise ItemNotFoundError(f"item {item_id} has no page vectors to map")
-                return found
-        # no such resource (a 404), not a bad request: the item is fine, the index has none
-        raise ItemNotFoundError("this index keeps no page vectors: index it with --page-model NAME")
-
     def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
         """The picture of an image or page item (PIL), read from the indexed file.
 
@@ -406,41 +383,6 @@ class Index:
         """The real path of the file holding an item, checked as in :meth:`item_image`."""
         self._reload_meta()
         return safe_path(self.item(item_id), self._meta.roots)
-
-    def ask(self, question: str, **options: Any) -> Any:
-        """Answer ``question`` from the index's evidence through the configured model
-        endpoint (see :meth:`ask_stream` for the options); an :class:`~polylens.ask.Answer`
-        whose sentences cite numbered references."""
-        from polylens.ask.asker import collect
-
-        return collect(self.ask_stream(question, stream=False, **options))
-
-    def ask_stream(
-        self,
-        question: str,
-        *,
-        endpoint: str | None = None,
-        model: str | None = None,
-        max_evidence: int | None = None,
-        rounds: int | None = None,
-        vision: bool | None = None,
-        stream: bool = True,
-    ) -> Iterator[Any]:
-        """The answer as :class:`~polylens.ask.AskEvent` steps: the evidence chosen, text
-        as the model writes it, each sentence's citations once final, then the answer.
-        Unset options come from the environment, then ``polylens.toml``."""
-        from polylens.ask.asker import Asker
-        from polylens.ask.settings import resolve_settings
-
-        settings = resolve_settings(
-            self.config,
-            endpoint=endpoint,
-            model=model,
-            max_evidence=max_evidence,
-            rounds=rounds,
-            vision=vision,
-        )
-        return Asker(self, settings).stream(question, stream=stream)
 
     def status(self) -> IndexStatus:
         self._reload_meta()
