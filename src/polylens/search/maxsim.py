@@ -615,7 +615,8 @@ class MultiVectorIndex:
         _, train = self._unique_pooled(sample)
         # PQ and SQ need a few thousand points to train; a small index scans flat lists
         codec = self.codec if len(train) >= _MIN_TRAIN_QUANTISED else "flat"
-        index = _new_ivf(self.patches.dim, max(1, min(nlist, len(train) // 8)), codec)
+        # FAISS's k-means wants 39 points a list, and says so on stderr when it gets fewer
+        index = _new_ivf(self.patches.dim, max(1, min(nlist, len(train) // 39)), codec)
         index.train(train)
         return index
 
