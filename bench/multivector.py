@@ -101,8 +101,14 @@ def threads(n: int):
     return threadpool_limits(limits=n)
 
 
-def evict(path: Path) -> None:
-    """Drop one file's pages from the page cache (only this file; nothing else)."""
+def evict(store) -> None:
+    """Drop the patch file's pages from the page cache (only this file; nothing else). Pages
+    mapped by a process stay, so the store's own memory map is released first."""
+    import gc
+
+    store.release()
+    gc.collect()
+    path = store.directory / store.VECTORS
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -295,13 +301,23 @@ def run_ours(args, store, queries, sources, gt_rows, lock) -> dict:
     default = dict(candidates=args.candidates)
     # one query at a time, at each thread count (FAISS + BLAS + torch); the rest at the first
     out["single_by_threads"] = {}
+    # Two passes over the same queries: the first finds the page cache as it is (at 1M the
+    # 16 GB patch file may not fit beside everything else), the second is the warm figure.
+    # The cold figure (file evicted first) is measured further down.
+    out["first_pass_by_threads"] = {}
     for nt in args.query_threads:
         with cpu_lock(lock), threads(nt):
-            for q in queries[:5]:  # warm-up (FAISS threads, buffers, page cache)
+            for q in queries[:5]:  # warm-up (FAISS threads, buffers)
                 index.search(q, K, **default)
+            first, _ = timed(lambda q: index.search(q, K, **default)[0], queries[:single])
             times, found = timed(lambda q: index.search(q, K, **default)[0], queries[:single])
+        out["first_pass_by_threads"][str(nt)] = percentiles(first)
         out["single_by_threads"][str(nt)] = percentiles(times)
-        print(f"  ours, {nt} thread(s): {out['single_by_threads'][str(nt)]}", flush=True)
+        print(
+            f"  ours, {nt} thread(s): warm {out['single_by_threads'][str(nt)]}, "
+            f"first pass {out['first_pass_by_threads'][str(nt)]}",
+            flush=True,
+        )
     best = min(out["single_by_threads"], key=lambda t: out["single_by_threads"][t]["p50_ms"])
     out["single"] = {**out["single_by_threads"][best], "threads": int(best)}
     nt0 = args.query_threads[0]
@@ -329,7 +345,7 @@ def run_ours(args, store, queries, sources, gt_rows, lock) -> dict:
         out["rss_after_queries"] = rss()
 
         # cold page cache: the patch file evicted, new queries read their candidates from disk
-        evict(store.directory / store.VECTORS)
+        evict(store)
         cold_q = queries[single : single + args.cold] or queries[: args.cold]
         t_cold, _ = timed(lambda q: index.search(q, K, **default)[0], cold_q)
         out["single_cold_patch_file"] = percentiles(t_cold)
@@ -661,7 +677,7 @@ def print_report(results: dict) -> None:
             for nt, e in ours.get("single_by_threads", {}).items():
                 rows.append(
                     [
-                        f"  {nt} thread(s)",
+                        f"  {nt} thread(s), warm",
                         _f(e["p50_ms"]),
                         _f(e["p99_ms"]),
                         "",
@@ -671,6 +687,20 @@ def print_report(results: dict) -> None:
                         "FAISS + BLAS + torch threads",
                     ]
                 )
+                fp = ours.get("first_pass_by_threads", {}).get(nt)
+                if fp:
+                    rows.append(
+                        [
+                            f"  {nt} thread(s), first pass",
+                            _f(fp["p50_ms"]),
+                            _f(fp["p99_ms"]),
+                            "",
+                            str(fp["n"]),
+                            "",
+                            "",
+                            "page cache as found",
+                        ]
+                    )
             for s in ours.get("sweep", []):
                 rows.append(
                     [

@@ -490,7 +490,12 @@ def main() -> None:
             sys.exit(f"cannot build the model: {made['error']}")
     info = json.loads((model / "bench-info.json").read_text())
     pages = render_pages(work / f"pages-{args.pages}", args.pages)
-    warm = render_pages(work / f"warmup-{warmup}", warmup, first=args.pages) if warmup else ""
+    # pages after the timed ones: a copy of a timed page would be deduplicated, not encoded
+    warm = (
+        render_pages(work / f"warmup-{args.pages}-{warmup}", warmup, first=args.pages)
+        if warmup
+        else ""
+    )
     common = dict(model=model, pages_dir=pages, batch=args.batch, warmup_dir=warm)
     only = set(filter(None, args.only.split(",")))
     index = work / f"index-{args.device.replace(':', '')}"

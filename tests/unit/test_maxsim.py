@@ -143,6 +143,9 @@ def test_patch_store_append_head_truncate(tmp_path):
     assert isinstance(reopened.vectors, np.memmap)
     vecs, starts = reopened.gather(np.array([4, 1]))
     np.testing.assert_array_equal(vecs[starts[1] :], pages[1].astype(np.float16))
+    reopened.prefetch(np.array([0, 3]))  # a hint to the kernel: no visible effect
+    reopened.release()  # drops the memory map; the next read maps the file again
+    np.testing.assert_array_equal(reopened.page(3), pages[3].astype(np.float16))
     view = reopened.head(2)
     assert len(view) == 2
     with pytest.raises(PermissionError):
