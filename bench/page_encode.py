@@ -31,8 +31,13 @@ tens of seconds and one-off costs are lost in it, so none. ``--dtype auto`` is p
 own choice (float32 on CPU, float16 on CUDA); another dtype is also forced on polylens's
 page encoder in its process, since polylens has no dtype setting.
 
-    python bench/page_encode.py --pages 6             # CPU, ~12 min on 2 cores
+    python bench/page_encode.py --pages 4 --repeat 2   # CPU: ~10 min on 2 quiet cores
     python bench/page_encode.py --device cuda --dtype bfloat16 --pages 64   # see bench/gpu/
+
+On 2 cores a page takes ~25 s in float32 and ~38 s in bfloat16 (no AMX: slower, but 5
+instead of 12 GB of RSS); the first run also builds the model (~3 min, 3.7 GB on disk).
+A process that is not under the lock but shares the CPU slows both runs far more than
+its share (``other%``): the fastest repeat counts, and ``CPU s/p`` barely moves.
 """
 
 from __future__ import annotations
@@ -450,7 +455,7 @@ def measure(kind: str, args: argparse.Namespace, lock: str | None, **options) ->
 # -- the run ---------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pages", type=int, default=6, help="pages timed in each run")
+    parser.add_argument("--pages", type=int, default=4, help="pages timed in each run")
     parser.add_argument("--max-pixels", type=int, default=602_112, help="page_max_pixels")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(

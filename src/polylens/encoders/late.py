@@ -54,6 +54,8 @@ class LateInteractionEncoder:
         self.resolved = str(path)
         self.batch_size = max(1, batch_size)
         self.device, dtype = pick_device(device)
+        if self.device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            dtype = torch.bfloat16  # Qwen2-VL and PaliGemma were trained in bf16; fp16 may overflow
         architecture = _architecture(path)
         self.kind = architecture
         try:
