@@ -187,3 +187,47 @@ def test_vidore_saved_with_datasets_save_to_disk(tmp_path: Path) -> None:
     (folder / "dataset_info.json").write_text("{}")
     ds = load_dataset(folder)
     assert set(ds.corpus) == {"one.png"} and len(ds.queries) == 1
+
+
+def _vidore_beir(root: Path, *, qrels_dir: str = "qrels") -> Path:
+    """ViDoRe v2's hub layout: one folder of parquet shards per subset, split in the name."""
+    for name in ("corpus", "queries", qrels_dir):
+        (root / name).mkdir(parents=True)
+    corpus = {"corpus-id": [11, 12, 13], "image": [{"bytes": _png(), "path": None}] * 3}
+    pq.write_table(pa.table(corpus), root / "corpus" / "test-00000-of-00001.parquet")
+    queries = {
+        "query-id": [1, 2, 3],
+        "query": ["emissions in 2023?", "Emissionen 2023?", "board members?"],
+        "language": ["english", "german", "english"],
+    }
+    pq.write_table(pa.table(queries), root / "queries" / "test-00000-of-00001.parquet")
+    qrels = {"query-id": [1, 1, 2, 3], "corpus-id": [11, 12, 11, 13], "score": [2, 1, 2, 0]}
+    pq.write_table(pa.table(qrels), root / qrels_dir / "test-00000-of-00001.parquet")
+    other = {"query-id": [9], "corpus-id": [13], "score": [1]}
+    pq.write_table(pa.table(other), root / qrels_dir / "train-00000-of-00001.parquet")
+    return root
+
+
+@pytest.mark.parametrize("qrels_dir", ["qrels", "default"])
+def test_vidore_v2_beir_layout(tmp_path: Path, qrels_dir: str) -> None:
+    ds = load_dataset(_vidore_beir(tmp_path / "esg_reports_v2", qrels_dir=qrels_dir))
+    assert set(ds.corpus) == {"11", "12", "13"} and ds.corpus["11"].image_bytes == _png()
+    # graded judgments kept; the train split's judgment not read; query 3 has none positive
+    assert ds.qrels == {"1": {"11": 2, "12": 1}, "2": {"11": 2}, "3": {"13": 0}}
+    assert set(ds.queries) == {"1", "2"} and ds.queries["2"].lang == "german"
+    assert ds.meta["layout"] == "vidore-beir"
+
+
+def test_vidore_v2_beir_missing_subset_is_explained(tmp_path: Path) -> None:
+    root = _vidore_beir(tmp_path / "v2")
+    for f in (root / "queries").iterdir():
+        f.unlink()
+    with pytest.raises(InputError, match="not a recognised dataset"):
+        load_dataset(root)
+    from polylens.eval.datasets import load_vidore_beir
+
+    with pytest.raises(InputError, match="no queries/ parquet"):
+        load_vidore_beir(root)
+    with pytest.raises(InputError, match="missing columns"):
+        pq.write_table(pa.table({"id": [1]}), root / "queries" / "test-0.parquet")
+        load_vidore_beir(root)

@@ -1,8 +1,9 @@
 """Benchmark formats read into one in-memory shape: corpus, queries, graded qrels.
 
 Supported: the BEIR layout (text, or image/PDF paths in the corpus rows), Flickr30k/COCO
-Karpathy-split JSON (both directions), M-BEIR jsonl, ViDoRe-style page datasets saved as
-parquet, and TREC qrels/run files. Each loader only parses; materialising documents as
+Karpathy-split JSON (both directions), M-BEIR jsonl, ViDoRe page datasets (v1: one parquet
+of (query, page) rows; v2: the BEIR layout as ``corpus``/``queries``/``qrels`` parquet
+folders), and TREC qrels/run files. Each loader only parses; materialising documents as
 files for indexing is :mod:`polylens.eval.materialize`'s job.
 """
 
@@ -237,6 +238,68 @@ def load_vidore_parquet(path: Path) -> EvalDataset:
     return EvalDataset(path.stem, corpus, queries, qrels, str(path))
 
 
+def load_vidore_beir(folder: Path, split: str = "test") -> EvalDataset:
+    """ViDoRe v2 (and later) as downloaded from the hub: ``corpus/``, ``queries/`` and
+    ``qrels/`` folders (``qrels`` may be the ``default`` config) of parquet shards, or the
+    same subsets written by ``datasets.save_to_disk``. Corpus rows: ``corpus-id``,
+    ``image``; queries: ``query-id``, ``query``, optional ``language``; qrels: ``query-id``,
+    ``corpus-id``, ``score``. Where a folder holds several splits, ``split``'s shards are
+    read."""
+    parts = {}
+    for subset, names in (
+        ("corpus", ("corpus",)),
+        ("queries", ("queries",)),
+        ("qrels", ("qrels", "default")),
+    ):
+        found = [folder / n for n in names if (folder / n).is_dir()]
+        files = _split_files(found[0], split) if found else []
+        if not files:
+            raise InputError(
+                f"ViDoRe BEIR dataset {folder}: no {subset}/ parquet or arrow files"
+                + (f" for split {split!r}" if found else "")
+            )
+        parts[subset] = files
+    corpus: dict[str, Doc] = {}
+    for row in _rows(parts["corpus"], ("corpus-id", "image")):
+        data = row["image"].get("bytes") if isinstance(row["image"], dict) else row["image"]
+        if not data:
+            raise InputError(f"{folder}: page {row['corpus-id']} has no image bytes")
+        corpus[str(row["corpus-id"])] = Doc(image_bytes=data)
+    queries = {
+        str(row["query-id"]): Query(text=row["query"] or "", lang=row.get("language"))
+        for row in _rows(parts["queries"], ("query-id", "query"))
+    }
+    qrels: Qrels = {}
+    for row in _rows(parts["qrels"], ("query-id", "corpus-id", "score")):
+        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+    return EvalDataset(folder.name, corpus, queries, qrels, str(folder), {"layout": "vidore-beir"})
+
+
+def _split_files(folder: Path, split: str) -> list[Path]:
+    files = _table_files(folder)
+    chosen = [f for f in files if f.name.startswith(f"{split}-") or f.parent.name == split]
+    return chosen or files
+
+
+def _rows(files: list[Path], needed: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Rows of the shards, one record batch at a time (a corpus of page images can be
+    several GB: never all of it as Python objects at once)."""
+    for file in files:
+        table = _read_table(file)
+        missing = set(needed) - set(table.column_names)
+        if missing:
+            raise InputError(f"{file}: missing columns {sorted(missing)}")
+        for batch in table.to_batches(max_chunksize=256):
+            yield from batch.to_pylist()
+
+
+def _is_vidore_beir(path: Path) -> bool:
+    return path.is_dir() and all(
+        any(_table_files(path / n) for n in names if (path / n).is_dir())
+        for names in (("corpus",), ("queries",), ("qrels", "default"))
+    )
+
+
 def _table_files(path: Path) -> list[Path]:
     """Parquet files, or the ``*.arrow`` shards of a ``datasets.save_to_disk`` folder."""
     if not path.is_dir():
@@ -264,6 +327,8 @@ def load_dataset(
     path = Path(path)
     if path.is_dir() and (path / "corpus.jsonl").is_file():
         dataset = load_beir(path, split)
+    elif _is_vidore_beir(path):
+        dataset = load_vidore_beir(path, split)
     elif path.suffix in (".parquet", ".arrow") or (path.is_dir() and _table_files(path)):
         dataset = load_vidore_parquet(path)
     elif path.suffix == ".jsonl" and candidates is not None:
@@ -278,7 +343,7 @@ def load_dataset(
     else:
         raise InputError(
             f"{path}: not a recognised dataset (a BEIR folder, Karpathy JSON, M-BEIR jsonl "
-            "with --candidates, or ViDoRe parquet)"
+            "with --candidates, ViDoRe parquet, or a ViDoRe BEIR folder)"
         )
     dataset.validate()
     return dataset
