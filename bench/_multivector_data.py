@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polylens.search.maxsim import PatchStore
+from polylens.search.patch_store import PatchStore
 
 SEED = 20260301
 N_TOPICS = 2000

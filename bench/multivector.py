@@ -249,7 +249,7 @@ def run_ours(args, store, queries, sources, gt_rows, lock) -> dict:
     import numpy as np
     from _cpu_lock import cpu_lock
 
-    from polylens.search.maxsim import MultiVectorIndex
+    from polylens.search.multivector_index import MultiVectorIndex
 
     out: dict = {}
     r0 = rss()
@@ -419,7 +419,8 @@ def pooling_study(args, store, queries, gt_rows) -> dict:
     (XTR-style imputation, no stage 2), (c) stages 1 + 2 as shipped. Not timed."""
     import numpy as np
 
-    from polylens.search.maxsim import MultiVectorIndex, pool_pages
+    from polylens.search.maxsim import pool_pages
+    from polylens.search.multivector_index import MultiVectorIndex
 
     cuts = (50, 100, 200, 400)
     nq = len(gt_rows)
@@ -491,7 +492,7 @@ def run_exhaustive(args, store, queries, gt_rows, lock) -> dict:
     import numpy as np
     from _cpu_lock import cpu_lock
 
-    from polylens.search.maxsim import MultiVectorIndex
+    from polylens.search.multivector_index import MultiVectorIndex
 
     n = min(args.exhaustive_single, len(gt_rows))
     no_pooled = np.broadcast_to(np.zeros((1, 1, store.dim), np.float16), (len(store), 1, store.dim))

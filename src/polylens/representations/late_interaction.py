@@ -4,7 +4,7 @@ query as its token vectors, the score MaxSim.
 The store holds every page's vectors (fp16, one row per page: the source of truth,
 crash-safe and incremental like every collection). Searching reads a derived copy in
 the index directory (``late/``): the vectors in one memory-mapped file and a first-stage
-index over pooled vectors (:class:`polylens.search.maxsim.MultiVectorIndex`), kept in
+index over pooled vectors (:class:`polylens.search.multivector_index.MultiVectorIndex`), kept in
 step after each write (new pages appended, removed ones masked). A query's first stage
 proposes ``page_candidates`` pages; exact MaxSim over their stored vectors ranks them, so
 scores are exact; ``exact`` scores every page (for checks).
@@ -254,7 +254,8 @@ class LateInteraction(Representation):
         """The derived index brought up to the store: loaded, synced (new pages added,
         gone ones masked), saved back when ``save`` (writers only). A reader that finds
         it missing or behind builds a private copy in a temporary folder."""
-        from polylens.search.maxsim import MultiVectorIndex, PatchStore
+        from polylens.search.multivector_index import MultiVectorIndex
+        from polylens.search.patch_store import PatchStore
 
         rows = store.scan(self.name_of_collection, ROW_COLUMNS).combine_chunks()
         if len(rows) == 0:
@@ -304,7 +305,7 @@ class LateInteraction(Representation):
 
     @staticmethod
     def _load(directory: Path) -> tuple[Any, list[str]]:
-        from polylens.search.maxsim import MultiVectorIndex
+        from polylens.search.multivector_index import MultiVectorIndex
 
         try:
             saved_ids = json.loads((directory / ROWS_FILE).read_text(encoding="utf-8"))
