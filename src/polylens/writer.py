@@ -94,6 +94,9 @@ class IndexWriter:
                 )
             if model is not None:
                 bound.append(Bound(rep, model))
+                for caveat in rep.caveats(self.config):
+                    if caveat not in slots.warnings:  # a server runs many times
+                        slots.warnings.append(caveat)
         ocr = None
         if self.config.ocr:
             self.events.phase("loading OCR")

@@ -16,6 +16,8 @@ from polylens.encoders.registry import ModelRegistry
 from polylens.engine import open_index
 from polylens.errors import ConfigError, ItemNotFoundError
 from polylens.search.maxsim import maxsim
+from polylens.search.multivector_index import MultiVectorIndex
+from polylens.search.patch_store import PatchStore
 from polylens.store.base import Filter
 
 LEXICAL = dict(image_model="none", text_model="none", ocr=False)
@@ -37,7 +39,9 @@ def test_pages_are_indexed_as_patch_vectors_and_searched_by_maxsim(
     index = tmp_path / "index"
     with open_index(index, page_model=str(path), **LEXICAL) as idx:
         summary = idx.add([corpus])
-        assert summary.failed == 0 and not summary.warnings
+        assert summary.failed == 0
+        # OCR is off here: the run says which pictures cannot be pages, and nothing else
+        assert len(summary.warnings) == 1 and "only PDF pages" in summary.warnings[0]
         assert "late" in idx.representations
         status = {r.name: r for r in idx.status().representations}
         assert status["late"].rows == 15 and status["late"].available  # euro.pdf's pages
@@ -115,6 +119,13 @@ def _stored_pages(idx: object) -> dict[str, np.ndarray]:
     }
 
 
+def _current(index: Path) -> tuple[Path, list[str]]:
+    """The derived index's current generation folder and its rows' item ids."""
+    late = index / "late"
+    generation = late / json.loads((late / "CURRENT").read_text())["generation"]
+    return generation, json.loads((generation / "rows.json").read_text())
+
+
 def test_incremental_runs_deletes_and_filters(
     corpus: Path, tmp_path: Path, tiny_colpali_dir: Path
 ) -> None:
@@ -122,7 +133,7 @@ def test_incremental_runs_deletes_and_filters(
     settings = dict(page_model=str(tiny_colpali_dir), **LEXICAL)
     with open_index(index, **settings) as idx:
         idx.add([corpus])
-    saved = json.loads((index / "late" / "rows.json").read_text())
+    generation, saved = _current(index)
     assert len(saved) == 15
     # a new PDF: its pages are appended to the derived index, nothing rebuilt
     shutil.copy(corpus / "pdf" / "euro.pdf", corpus / "pdf" / "euro-copy.pdf")
@@ -134,6 +145,7 @@ def test_incremental_runs_deletes_and_filters(
         hits = idx.search("euro", k=50, retrievers=["late"])
     assert len(hits) == 15  # an exact copy is the same items: other_paths, no new pages
     assert all(h.other_paths for h in hits)
+    assert _current(index)[0] == generation  # nothing new: nothing rewritten
     # the PDF goes: its pages leave the results and are masked in the derived index
     (corpus / "pdf" / "euro.pdf").unlink()
     (corpus / "pdf" / "euro-copy.pdf").unlink()
@@ -142,6 +154,38 @@ def test_incremental_runs_deletes_and_filters(
         assert idx.search("euro", k=50, retrievers=["late"]) == []
         status = {r.name: r for r in idx.status().representations}
     assert status["late"].rows == 0
+    assert not (index / "late").exists()  # no pages left: no derived files either
+
+
+def test_a_crashed_writers_leftovers_are_hidden_from_readers_and_dropped_by_the_next(
+    corpus: Path, tmp_path: Path, tiny_colpali_dir: Path
+) -> None:
+    """A writer killed after appending to the patch store and writing a generation, before
+    naming it current: readers see the last current generation, untouched; the next
+    writer drops the leftovers."""
+    index = tmp_path / "index"
+    settings = dict(page_model=str(tiny_colpali_dir), **LEXICAL)
+    with open_index(index, **settings) as idx:
+        idx.add([corpus])
+        before = idx.search("euro", k=5, retrievers=["late"])
+    generation, saved = _current(index)
+    patches = (
+        generation / json.loads((generation / "index.json").read_text())["patches"]
+    ).resolve()
+    size = (patches / "patches.f16").stat().st_size
+    crashed = MultiVectorIndex.load(generation)
+    crashed.add([np.ones((7, crashed.patches.dim), np.float32)])
+    crashed.save(index / "late" / "gen-99", copy_patches=False)
+    with open_index(index, create=False, **settings) as idx:  # a reader
+        assert idx.search("euro", k=5, retrievers=["late"]) == before
+    assert (patches / "patches.f16").stat().st_size > size  # the reader truncated nothing
+    assert _current(index) == (generation, saved)
+    with open_index(index, create=False, **settings) as idx:  # the next writer
+        idx.add([corpus])
+        assert idx.search("euro", k=5, retrievers=["late"]) == before
+    generation2, saved2 = _current(index)
+    assert saved2 == saved and not (index / "late" / "gen-99").exists()
+    assert len(PatchStore.open(patches)) == len(saved)
 
 
 def test_without_late_drops_its_files(corpus: Path, tmp_path: Path, tiny_colpali_dir: Path) -> None:
@@ -212,11 +256,13 @@ def test_naming_a_page_model_adds_late_unless_left_out(corpus: Path, tmp_path: P
         assert "late" not in idx.representations
 
 
-def test_eval_on_a_vidore_parquet_offers_the_late_configuration(
-    tmp_path: Path, samples_dir: Path, tiny_colpali_dir: Path
+@pytest.mark.parametrize("layout", ["v1-parquet", "v2-beir"])
+def test_eval_on_a_vidore_set_offers_the_late_configuration(
+    tmp_path: Path, samples_dir: Path, tiny_colpali_dir: Path, layout: str
 ) -> None:
-    """A ViDoRe-format split (pages rendered from a real PDF, queries from their text)
-    through `polylens eval` with a page model, end to end."""
+    """A ViDoRe-format set (pages rendered from a real PDF, queries from their text), in
+    v1's one-parquet layout and v2's BEIR folders, through `polylens eval` with a page
+    model, end to end."""
     import io
     import json as jsonlib
 
@@ -237,12 +283,24 @@ def test_eval_on_a_vidore_parquet_offers_the_late_configuration(
         rows["query"].append(" ".join(words))
         rows["image"].append({"bytes": buffer.getvalue(), "path": None})
         rows["image_filename"].append(f"euro-{n + 1}.png")
-    pq.write_table(pa.table(rows), tmp_path / "test.parquet")
+    if layout == "v1-parquet":
+        data = tmp_path / "test.parquet"
+        pq.write_table(pa.table(rows), data)
+    else:
+        data = tmp_path / "pages_v2"
+        subsets = {
+            "corpus": {"corpus-id": list(range(6)), "image": rows["image"]},
+            "queries": {"query-id": list(range(6)), "query": rows["query"]},
+            "qrels": {"query-id": list(range(6)), "corpus-id": list(range(6)), "score": [1] * 6},
+        }
+        for name, columns in subsets.items():
+            (data / name).mkdir(parents=True)
+            pq.write_table(pa.table(columns), data / name / "test-00000-of-00001.parquet")
     result = CliRunner().invoke(
         app,
         [
             "eval",
-            str(tmp_path / "test.parquet"),
+            str(data),
             "--work",
             str(tmp_path / "work"),
             "--image-model",

@@ -129,3 +129,33 @@ def test_empty_index_tiny_pages_and_k_beyond_n(tmp_path):
     q3 = query_about(pages[3], 1, m=3)
     assert empty.search(q3, 1, candidates=5, shortlist=10)[0][0] == 3
     assert empty.search(q3, 0)[0].shape == (0,)
+
+
+def test_generations_share_one_patch_store_and_readers_change_nothing(tmp_path):
+    """Saved without copying its store, two generations name one append-only store; a
+    reader hides pages appended after its generation (never truncates a writer's files)
+    and keeps reading once its files are removed."""
+    import shutil
+
+    pages = clustered_pages(60, seed=3)
+    store = PatchStore.from_pages(tmp_path / "patches-1", pages[:40])
+    index = MultiVectorIndex.build(store, segments=4, nlist=4)
+    index.save(tmp_path / "gen-1", copy_patches=False)
+    assert not (tmp_path / "gen-1" / PatchStore.VECTORS).exists()
+    # a writer appends 20 pages and saves them as gen-2; gen-1's reader sees only its 40
+    writer = MultiVectorIndex.load(tmp_path / "gen-1")
+    writer.add(pages[40:])
+    writer.save(tmp_path / "gen-2", copy_patches=False)
+    old = MultiVectorIndex.load(tmp_path / "gen-1", writable=False)
+    new = MultiVectorIndex.load(tmp_path / "gen-2", writable=False)
+    assert len(old) == 40 and len(new) == 60
+    assert len(PatchStore.open(tmp_path / "patches-1")) == 60  # the reader truncated nothing
+    q = query_about(pages[7], 0)
+    np.testing.assert_array_equal(old.search(q, 5)[0], exact_top(q, pages[:40], 5))
+    with pytest.raises(PermissionError):
+        old.add(pages[:1])
+    # the writer's folders go (a compaction); the open reader still answers
+    shutil.rmtree(tmp_path / "gen-1")
+    shutil.rmtree(tmp_path / "patches-1")
+    np.testing.assert_array_equal(new.search(q, 5)[0], exact_top(q, pages, 5))
+    np.testing.assert_array_equal(new.search(q, 5, exact=True)[0], exact_top(q, pages, 5))

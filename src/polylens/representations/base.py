@@ -192,6 +192,11 @@ class Representation(ABC):
         pixels = self.needs.pixels and item["kind"] in PICTURE_KINDS
         return pixels or (self.needs.text and bool(item["text"].strip()))
 
+    def caveats(self, config: IndexConfig) -> list[str]:
+        """What a user should know before this run under ``config``: settings that leave
+        this representation with less input than they may expect (shown as warnings)."""
+        return []
+
     def ensure_storage(self, store: Store, model: Any) -> None:
         """Create its collection (if it has one)."""
         return None

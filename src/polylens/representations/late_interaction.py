@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from polylens.config import IndexConfig
 from polylens.encoders.registry import ModelRegistry
-from polylens.meta import ModelRecord
+from polylens.meta import ModelRecord, write_json_atomic, write_text_atomic
 from polylens.representations.base import (
     BuildContext,
     Needs,
@@ -119,6 +119,15 @@ class LateInteraction(Representation):
         return item["kind"] == "page" or (
             item["kind"] == "image" and len(item["text"].strip()) >= config.page_min_text
         )
+
+    def caveats(self, config: IndexConfig) -> list[str]:
+        if config.ocr or config.page_min_text <= 0:
+            return []
+        return [
+            "OCR is off, so pictures cannot be told apart as pages (scans, screenshots, "
+            "slides): only PDF pages get page vectors; set page_min_text = 0 to give every "
+            "picture page vectors"
+        ]
 
     def ensure_storage(self, store: Store, model: Any) -> None:
         store.ensure_collection(self.name_of_collection, schema=SCHEMA)
@@ -252,71 +261,61 @@ class LateInteraction(Representation):
 
     def _open(self, store: Store, index_dir: Path | None, *, save: bool) -> LatePart | None:
         """The derived index brought up to the store: loaded, synced (new pages added,
-        gone ones masked), saved back when ``save`` (writers only). A reader that finds
-        it missing or behind builds a private copy in a temporary folder."""
+        gone ones masked), saved back as a new generation when ``save`` (writers only). A
+        reader that finds it missing or behind builds a private copy in a temporary
+        folder."""
         from polylens.search.multivector_index import MultiVectorIndex
         from polylens.search.patch_store import PatchStore
 
         rows = store.scan(self.name_of_collection, ROW_COLUMNS).combine_chunks()
+        late = index_dir / LATE_DIR if index_dir is not None else None
         if len(rows) == 0:
+            if save and late is not None:
+                shutil.rmtree(late, ignore_errors=True)
             return None
-        directory = index_dir / LATE_DIR if index_dir is not None else None
         if not save:
-            loaded = self._load_synced(directory, rows) if directory is not None else None
+            loaded = self._load_synced(late, rows) if late is not None else None
             if loaded is not None:
                 return loaded
-            directory = Path(tempfile.mkdtemp(prefix="polylens-late-"))
-        assert directory is not None
-        index, saved_ids = self._load(directory)
+            late = Path(tempfile.mkdtemp(prefix="polylens-late-"))
+        assert late is not None
+        index, saved_ids = _load_current(late, writable=True)
         store_ids = rows.column("id").to_pylist()
         known = set(store_ids)
+        gone: list[int] = []
         if index is not None:
             gone = [r for r, item in enumerate(saved_ids) if item not in known]
             if gone:
                 index.delete(np.asarray(gone, dtype=np.int64))
             present = set(saved_ids)
             new = [i for i in store_ids if i not in present]
+            if not gone and not new:  # in step: nothing to write (a 1M-page index's
+                _sweep(late, _current_name(late), index)  # pooled vectors are GBs)
+                return self._part(index, saved_ids, rows)
         else:
             new = store_ids
-            shutil.rmtree(directory, ignore_errors=True)
-        if new:
-            pages = self._vectors(store, new)
-            if index is None:
-                patches = PatchStore.from_pages(directory, pages)
-                index = MultiVectorIndex.build(patches)
-            else:
-                index.add(pages)
+        if index is None or (index.n_live + len(new)) * 2 < len(saved_ids) + len(new):
+            # none yet, unreadable, or mostly dead: a fresh patch store (readers of the old
+            # one keep their memory map of it; it is removed once no generation names it)
+            live = [saved_ids[r] for r in np.flatnonzero(index.live)] if index else []
+            ids = [*live, *new] if index else store_ids
+            patches_dir = late / f"patches-{_next_number(late, 'patches-')}"
+            patches = PatchStore.from_pages(patches_dir, self._vectors(store, ids))
+            index, saved_ids = MultiVectorIndex.build(patches), ids
+        elif new:
+            index.add(self._vectors(store, new))
             saved_ids = [*saved_ids, *new]
-        if index.n_live * 2 < len(saved_ids):  # mostly dead: compact by rebuilding
-            shutil.rmtree(directory, ignore_errors=True)
-            return self._open(store, index_dir, save=save)
-        index.save(directory)
-        (directory / ROWS_FILE).write_text(json.dumps(saved_ids), encoding="utf-8")
+        _save_generation(late, index, saved_ids)
         return self._part(index, saved_ids, rows)
 
-    def _load_synced(self, directory: Path, rows: pa.Table) -> LatePart | None:
-        index, saved_ids = self._load(directory)
+    def _load_synced(self, late: Path, rows: pa.Table) -> LatePart | None:
+        index, saved_ids = _load_current(late, writable=False)
         if index is None:
             return None
         live_ids = {saved_ids[r] for r in np.flatnonzero(index.live)}
         if live_ids != set(rows.column("id").to_pylist()):
             return None
         return self._part(index, saved_ids, rows)
-
-    @staticmethod
-    def _load(directory: Path) -> tuple[Any, list[str]]:
-        from polylens.search.multivector_index import MultiVectorIndex
-
-        try:
-            saved_ids = json.loads((directory / ROWS_FILE).read_text(encoding="utf-8"))
-            index = MultiVectorIndex.load(directory)
-        except (OSError, ValueError, KeyError) as exc:
-            if directory.exists():
-                log.info("late-interaction index in %s unreadable (%s): rebuilding", directory, exc)
-            return None, []
-        if len(saved_ids) != len(index):
-            return None, []
-        return index, saved_ids
 
     def _vectors(self, store: Store, ids: list[str]) -> list[np.ndarray]:
         by_id: dict[str, np.ndarray] = {}
@@ -345,6 +344,66 @@ class LateInteraction(Representation):
             masks=FilterMasks.of(aligned, base=index.live.copy()),
             bank=bank,
         )
+
+
+CURRENT_FILE = "CURRENT"
+"""Names the generation readers open; replaced atomically, last, by a writer."""
+
+
+def _load_current(late: Path, *, writable: bool) -> tuple[Any, list[str]]:
+    """The generation ``CURRENT`` names, with its rows' item ids; (None, []) when there is
+    none or it cannot be read (the caller rebuilds from the store, the source of truth)."""
+    from polylens.search.multivector_index import MultiVectorIndex
+
+    try:
+        generation = late / _current_name(late)
+        saved_ids = json.loads((generation / ROWS_FILE).read_text(encoding="utf-8"))
+        index = MultiVectorIndex.load(generation, writable=writable)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if late.exists():
+            log.info("late-interaction index in %s unreadable (%s): rebuilding", late, exc)
+        return None, []
+    if len(saved_ids) != len(index):
+        return None, []
+    return index, saved_ids
+
+
+def _save_generation(late: Path, index: Any, saved_ids: list[str]) -> None:
+    """Write the index's small files and rows as a new generation folder, then point
+    ``CURRENT`` at it (one atomic rename: a reader sees the old generation or the new,
+    never a mix; a crash before it leaves the old one current), then remove generations
+    and patch stores nothing names any more. The patch store is append-only and shared by
+    the generations that name it: pages a crashed writer appended past its last
+    generation are dropped by the next writer, never seen by readers."""
+    name = f"gen-{_next_number(late, 'gen-')}"
+    index.save(late / name, copy_patches=False)
+    write_text_atomic(late / name / ROWS_FILE, json.dumps(saved_ids))
+    write_json_atomic(late / CURRENT_FILE, {"generation": name})
+    _sweep(late, name, index)
+
+
+def _current_name(late: Path) -> str:
+    return str(json.loads((late / CURRENT_FILE).read_text(encoding="utf-8"))["generation"])
+
+
+def _sweep(late: Path, current: str, index: Any) -> None:
+    """Remove what the current generation does not use: older generations, a crashed
+    writer's, patch stores no generation names (a reader that opened one keeps its data)."""
+    keep = {current, index.patches.directory.resolve().name}
+    for old in late.iterdir():
+        if old.is_dir() and old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for stray in ("index.json", "rows.json", "pooled.f16", "first_stage.faiss", "live.npy"):
+        (late / stray).unlink(missing_ok=True)  # a layout from before generations
+
+
+def _next_number(late: Path, prefix: str) -> int:
+    numbers = [
+        int(p.name[len(prefix) :])
+        for p in (late.iterdir() if late.is_dir() else ())
+        if p.name.startswith(prefix) and p.name[len(prefix) :].isdigit()
+    ]
+    return max(numbers, default=0) + 1
 
 
 def _evidence(

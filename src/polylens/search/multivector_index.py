@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -468,15 +469,19 @@ class MultiVectorIndex:
         return _top_k(np.concatenate(keep_rows), np.concatenate(keep_scores), k)
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        """Write the index to ``directory``: the patch store (copied unless it already lives
-        there), the pooled vectors, the first stage, the live mask and the settings."""
+    def save(self, directory: Path, *, copy_patches: bool = True) -> None:
+        """Write the index to ``directory``: the pooled vectors, the first stage, the live
+        mask and the settings, and the patch store, copied there unless it already lives
+        there or ``copy_patches`` is False (then the settings name its folder, relative to
+        ``directory``: several saved generations can share one append-only store)."""
         import faiss
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if self.patches.directory.resolve() != directory.resolve():
+        shared = self.patches.directory.resolve() != directory.resolve()
+        if shared and copy_patches:
             self.patches = self.patches.copy_to(directory)
+            shared = False
         self._pooled[: len(self)].tofile(directory / (self.POOLED + ".tmp"))
         (directory / (self.POOLED + ".tmp")).replace(directory / self.POOLED)
         if self.first is not None:
@@ -496,14 +501,18 @@ class MultiVectorIndex:
             "token_k": self.token_k,
             "shortlist": self.shortlist,
         }
+        if shared:
+            meta["patches"] = os.path.relpath(self.patches.directory.resolve(), directory.resolve())
         tmp = directory / (self.META + ".tmp")
         tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(directory / self.META)
 
     @classmethod
-    def load(cls, directory: Path) -> MultiVectorIndex:
+    def load(cls, directory: Path, *, writable: bool = True) -> MultiVectorIndex:
         """Open an index written by :meth:`save`: the patch vectors are memory-mapped, the
-        pooled vectors and the first stage are read into RAM."""
+        pooled vectors and the first stage are read into RAM. Pages appended to the store
+        after the save are dropped from it when ``writable`` (they are a crashed writer's),
+        and only hidden otherwise: a reader never changes files a writer may be using."""
         import faiss
 
         directory = Path(directory)
@@ -511,11 +520,17 @@ class MultiVectorIndex:
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{directory}: index format {meta.get('format')} unsupported")
         n = int(meta["pages"])
-        patches = PatchStore.open(directory)
+        where = (directory / meta.get("patches", ".")).resolve()
+        patches = PatchStore.open(where, writable=writable)
         if len(patches) < n:
             raise ValueError(f"{directory}: store has {len(patches)} pages, index {n}")
-        if len(patches) > n:  # pages appended after the last save: drop them from the store
-            patches.truncate(n)
+        if len(patches) > n:  # pages appended after the last save
+            if writable:
+                patches.truncate(n)
+            else:
+                patches = patches.head(n)
+        if not writable:
+            patches.pin()
         pooled = np.fromfile(directory / cls.POOLED, dtype=np.float16)
         pooled = pooled.reshape(n, int(meta["segments"]), int(meta["dim"]))
         first = None

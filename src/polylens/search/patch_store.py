@@ -121,6 +121,15 @@ class PatchStore:
         for a, b in zip(lo, hi, strict=True):
             os.posix_fadvise(self._fd, a, b - a, os.POSIX_FADV_WILLNEED)
 
+    def pin(self) -> PatchStore:
+        """Open the memory map and the file handle now, so this (read-only) view keeps
+        reading its file after a writer removes or replaces it (Linux keeps an open
+        file's data until the last handle closes)."""
+        _ = self.vectors
+        if self._fd is None and self.n_vectors:
+            self._fd = os.open(self.directory / self.VECTORS, os.O_RDONLY)
+        return self
+
     def release(self) -> None:
         """Drop this object's memory map and file handle (both reopen on the next read), so
         the kernel may evict the file's pages."""
