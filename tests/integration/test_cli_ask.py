@@ -93,3 +93,16 @@ def test_failures_are_one_line_with_their_exit_code(ask_index_dir: Path) -> None
         )
     assert refused.exit_code == 5 and "HTTP 401" in refused.stderr
     assert secret not in refused.output and "Traceback" not in refused.output
+
+
+def test_references_tell_passages_of_one_file_apart() -> None:
+    from types import SimpleNamespace
+
+    from polylens.cli.ask_cmd import _where
+
+    ref = dict(path="/notes/about.md", page=None, kind="text", confidence=0.5)
+    first = _where(SimpleNamespace(**ref, chunk=0))
+    second = _where(SimpleNamespace(**ref, chunk=3))
+    assert "passage 1" in first and "passage 4" in second and first != second
+    page = _where(SimpleNamespace(**{**ref, "kind": "page", "page": 2}, chunk=None))
+    assert "p.2" in page and "passage" not in page

@@ -180,5 +180,7 @@ def _print_answer(answer: Any, *, printed: bool) -> None:
 
 def _where(ref: Any) -> str:
     where = shown_path(ref.path) + (f"  p.{ref.page}" if ref.page else "")
+    if getattr(ref, "chunk", None) is not None:  # two passages of one text file differ here
+        where += f"  passage {ref.chunk + 1}"
     confidence = f", {round(100 * ref.confidence)}%" if ref.confidence is not None else ""
     return f"{where}  ({ref.kind}{confidence})"
