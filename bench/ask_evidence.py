@@ -125,7 +125,7 @@ def main() -> None:
                 "weak_below": settings.weak_below,
                 "index_seconds": round(index_seconds, 1),
                 "methods": table,
-                "command": "python bench/ask_evidence.py --work .bench-work/documents",
+                "command": " ".join(["python", "bench/ask_evidence.py", *sys.argv[1:]]),
             },
             indent=2,
         )
