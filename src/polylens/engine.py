@@ -269,7 +269,8 @@ class Index(IndexAnswers):
 
         Returns the hits best first, as a list with ``warnings`` (a part of the query that
         could not run, and why) and ``has_more``. ``retrievers`` limits fusion to some
-        of ``image``, ``text`` and ``bm25`` (evaluation compares them). ``exact``: score
+        of the index's representations (``image``, ``text``, ``bm25``, ``late``, ...:
+        evaluation compares them; an unknown name is an ``InputError``). ``exact``: score
         every page by MaxSim instead of the late-interaction first stage's candidates.
 
         Arguments and the query image are checked before any model loads.

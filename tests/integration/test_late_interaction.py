@@ -65,6 +65,17 @@ def test_pages_are_indexed_as_patch_vectors_and_searched_by_maxsim(
     expected = maxsim(query, [pages[h.id] for h in exact])
     assert np.all(np.diff(expected) <= 1e-4)  # best first
     assert [round(h.score, 6) for h in exact] != []  # fused scores exist
+    # the same from the command line, late only
+    from typer.testing import CliRunner
+
+    from polylens.cli import app
+
+    args = ["search", "euro currency symbol", "--index", str(index), "-k", "15"]
+    result = CliRunner().invoke(app, [*args, "--using", "late", "--exact", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [h["id"] for h in json.loads(result.stdout)] == [h.id for h in exact]
+    result = CliRunner().invoke(app, [*args, "--using", "nope"])
+    assert result.exit_code == 2 and "nope" in result.output
 
 
 def test_first_stage_candidates_are_scored_exactly(tmp_path: Path, tiny_colqwen2_dir: Path) -> None:

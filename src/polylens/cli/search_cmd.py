@@ -63,6 +63,15 @@ def search(
             "stage's candidates: slower, for checks.",
         ),
     ] = False,
+    using: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--using",
+            help="Search only with these representations of the index (repeatable: "
+            "image, text, bm25, late, ...; `polylens status` lists them). Default: all.",
+            metavar="NAME",
+        ),
+    ] = None,
     rerank: Annotated[
         str | None,
         typer.Option(
@@ -93,6 +102,7 @@ def search(
                 k=k,
                 kind=[c.value for c in kind] if kind else None,
                 exact=exact,
+                retrievers=using or None,
             )
     for warning in hits.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
