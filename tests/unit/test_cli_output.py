@@ -198,3 +198,20 @@ def test_status_lists_the_representations_without_wrapping_at_80_columns(
         "(ocr)",
     ]
     assert any(reason in row for row in rows)  # one line each: nothing wraps
+
+
+def test_a_wide_table_is_not_cut_when_the_output_is_not_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from polylens.cli._common import print_table
+
+    table = Table(*[f"recall@{k}" for k in (1, 5, 10, 100)], "configuration-name", "p50 ms")
+    table.add_row("0.3000", "0.6667", "0.8333", "1.0000", "hybrid-text-and-late", "188.4")
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=40, force_terminal=False)
+    print_table(table, console)
+    text = buffer.getvalue()
+    assert "…" not in text and "recall@100" in text and "hybrid-text-and-late" in text

@@ -22,6 +22,20 @@ DEFAULT_INDEX = ".polylens"
 err_console = Console(stderr=True)
 out_console = Console()
 
+
+def print_table(table: Any, console: Console | None = None) -> None:
+    """A table at its natural width when the output is not a terminal (a log, a pipe):
+    there rich assumes 80 columns and would cut a wide table's cells to "0.44…"."""
+    console = console or out_console
+    if not console.is_terminal:
+        from rich.measure import Measurement
+
+        natural = Measurement.get(console, console.options.update(max_width=1000), table)
+        if natural.maximum > console.width:  # print() never goes past the console's width
+            console = Console(file=console.file, width=natural.maximum, color_system=None)
+    console.print(table)
+
+
 IndexOption = Annotated[
     Path,
     typer.Option(

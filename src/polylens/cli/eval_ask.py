@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from polylens.cli._common import err_console, out_console
+from polylens.cli._common import err_console, out_console, print_table
 
 
 def run_ask_eval(
@@ -77,7 +77,7 @@ def run_ask_eval(
     table.add_column("value", justify="right")
     for name, value in report.metrics.items():
         table.add_row(name, "—" if value is None else f"{value:.3f}")
-    out_console.print(table)
+    print_table(table)
     if record is not None and settings.configured and answers is None:
         err_console.print(f"recorded the answers in {record} (score again with --answers)")
 

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from polylens.cli._common import cli_errors, err_console, out_console, setup_logging
+from polylens.cli._common import (
+    cli_errors,
+    err_console,
+    out_console,
+    print_table,
+    setup_logging,
+)
 
 
 def eval_(
@@ -186,6 +192,8 @@ def eval_(
         for path in run or []:
             add_external_run(report, data, f"run:{path.name}", read_trec_run(path), metrics)
         written = write_outputs(report, out) if out else []
+    for warning in summary.warnings:  # a model that could not load: its configuration is absent
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         out_console.print_json(json.dumps(report.to_dict()))
         return
@@ -205,24 +213,22 @@ def eval_(
             cells.append(value)
         p50 = result.latency_ms["p50"]
         table.add_row(result.name, *cells, "" if p50 != p50 else f"{p50:.1f}")
-    out_console.print(table)
-    hub = Table(
-        "configuration",
-        "k-occurrence skew@10",
-        "never in top-10",
-        "MRV",
-        header_style="bold",
-        title="diagnostics",
-    )
+    print_table(table)
+    # mean rank variance across languages: only for query sets with lang/group fields
+    with_mrv = any(r.mean_rank_variance is not None for r in report.results)
+    columns = ["configuration", "k-occurrence skew@10", "never in top-10"]
+    hub = Table(*columns, *(["MRV"] if with_mrv else []), header_style="bold", title="diagnostics")
     for result in report.results:
-        mrv = "" if result.mean_rank_variance is None else f"{result.mean_rank_variance:.2f}"
-        hub.add_row(
+        row = [
             result.name,
             f"{result.hubness['skewness@10']:.2f}",
             f"{result.hubness['never_in_top10']:.1%}",
-            mrv,
-        )
-    out_console.print(hub)
+        ]
+        if with_mrv:
+            mrv = result.mean_rank_variance
+            row.append("" if mrv is None else f"{mrv:.2f}")
+        hub.add_row(*row)
+    print_table(hub)
     if report.tuning is not None:
         _print_tuning(report.tuning)
     for path in written:
@@ -247,7 +253,7 @@ def _print_tuning(tuning: Any) -> None:
     table.add_row(
         "after", tuning.after.describe(), *(f"{tuning.after_metrics[m]:.4f}" for m in measured)
     )
-    out_console.print(table)
+    print_table(table)
     out_console.print(
         f"{tuning.tried} settings tried. Tuned on half the queries and scored on the other "
         f"half, {tuning.metric} is {tuning.two_fold:.4f} (before: "
