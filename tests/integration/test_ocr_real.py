@@ -130,3 +130,13 @@ def test_degenerate_boxes_are_not_cut_out(ocr: RapidOcr, skimage_data: Path) -> 
     flat = np.array([[[10, 10], [60, 10], [60, 10.5], [10, 10.5]]], np.float32)
     assert not ocr.readable(page, flat)
     assert not ocr.readable(page, np.zeros((0, 4, 2), np.float32))
+
+
+def test_a_page_rendered_small_is_read(ocr: RapidOcr, samples_dir: Path) -> None:
+    """A 358 x 506 thumbnail of a PDF page (a ViDoRe-sized page image, a low-resolution
+    scan): its glyphs are a few pixels tall and grey, yet the page is read."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(samples_dir / "pdf" / "euro.pdf"))
+    text = ocr.read(pdf[1].render(scale=0.6).to_pil())
+    assert "EUR" in text and "ISO" in text

@@ -69,3 +69,13 @@ def test_photos_get_the_presence_pass(skimage_data: Path, name: str) -> None:
 
 def test_blank_picture_is_not_a_document() -> None:
     assert not looks_like_document(Image.new("RGB", (200, 100), (255, 255, 255)))
+
+
+def test_pages_rendered_small_are_documents(samples_dir: Path) -> None:
+    """At 0.6x (358 x 506 px) antialiasing leaves the glyphs grey: no strong contrast, but a
+    page that is nearly all background is still a page (its OCR then finds the text)."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(samples_dir / "pdf" / "euro.pdf"))
+    pages = [pdf[n].render(scale=0.6).to_pil() for n in range(len(pdf))]
+    assert all(looks_like_document(page) for page in pages)
