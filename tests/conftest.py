@@ -91,6 +91,17 @@ def fast_index(tmp_path: Path) -> Iterator[Index]:
 
 
 @pytest.fixture(autouse=True)
+def _query_towers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exporting a model's query tower to ONNX costs seconds per index run: in-process
+    tests export only where marked ``query_towers`` (tests/integration/test_query_towers.py);
+    the CLI run in a subprocess (tests/e2e) exports as a user's run does."""
+    if request.node.get_closest_marker("query_towers") is None:
+        from polylens.slots import ModelSlots
+
+        monkeypatch.setattr(ModelSlots, "export_query_towers", lambda *args, **kwargs: None)
+
+
+@pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never touch the network: a hub model that is not cached fails fast."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -42,6 +42,9 @@ class IndexConfig:
     """Pages the first stage proposes for exact MaxSim per query."""
     page_min_text: int = 40
     """A picture is read as a document page when OCR found at least this many characters."""
+    query_towers: bool = True
+    """Export the text and image-text models' query towers to ONNX after a run, so a search
+    embeds its query without torch (``encoders.onnx_queries``)."""
     with_: tuple[str, ...] = ()
     """Representations to add to the index (``with`` in polylens.toml, ``--with NAME``):
     a new one is filled in for the items already indexed."""

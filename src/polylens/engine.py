@@ -32,7 +32,7 @@ from polylens.ingest.sources import normalise_root
 from polylens.items import item_picture, read_item, safe_path
 from polylens.lineup import Lineup
 from polylens.locking import exclusive_lock
-from polylens.meta import META_FILE, IndexMeta, read_meta, write_text_atomic
+from polylens.meta import META_FILE, QUERY_TOWERS_DIR, IndexMeta, read_meta, write_text_atomic
 from polylens.representations.ann import AnnSettings
 from polylens.representations.phash import HashTable, PerceptualHash
 from polylens.representations.registry import RepresentationRegistry
@@ -92,6 +92,7 @@ class Index(IndexAnswers):
             registry or ModelRegistry.with_plugins(),
             representations or RepresentationRegistry.with_plugins(),
         )
+        self._lineup.slots.query_dir = self.path / QUERY_TOWERS_DIR
         self._meta_stamp = _stamp(self.path / META_FILE)
         self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
         self._explicit = {k: v for k, v in settings.items() if v is not None}

@@ -23,6 +23,8 @@ from polylens.errors import IndexMismatchError, StoreError
 from polylens.store.schema import SCHEMA_VERSION
 
 META_FILE = "index.json"
+QUERY_TOWERS_DIR = "query-encoders"
+"""Query towers exported to ONNX (``encoders.onnx_queries``), one folder per representation."""
 LAST_RUN_FILE = "last_run.json"
 
 

@@ -66,6 +66,8 @@ class ModelSlots:
         self.errors: dict[str, ModelNotAvailableError] = {}
         """Representations whose model failed to load in this process, with why."""
         self.warnings: list[str] = []
+        self.query_dir: Path | None = None
+        """Where query towers exported to ONNX live (``encoders.onnx_queries``); None: none."""
         self._lock = threading.RLock()
 
     def loaded(self, rep: Representation) -> Any:
@@ -101,6 +103,10 @@ class ModelSlots:
         if for_search and (record is None or not rep.holds_data(record)):
             return None  # no vectors to search: no model to load
         name = rep.model_name(config) or ""
+        if for_search and record is not None:
+            front = self._query_front(rep, record, lambda: rep.load_model(self.registry, config))
+            if front is not None:
+                return front
         try:
             model = rep.load_model(self.registry, config)
         except ModelNotAvailableError as exc:
@@ -115,6 +121,40 @@ class ModelSlots:
                 f"the index holds {record.dim}-d ones"
             )
         return model
+
+    def _query_front(self, rep: Representation, record: ModelRecord, load: Any) -> Any:
+        """The exported query tower of ``rep``'s model, if one matches the index's record:
+        queries without torch; the full model is loaded only for anything else."""
+        if self.query_dir is None:
+            return None
+        from polylens.encoders.onnx_queries import OnnxQueryEncoder, read_meta
+
+        directory = self.query_dir / rep.name
+        meta = read_meta(directory)
+        if meta is None or meta.model != record.resolved or meta.dim != record.dim:
+            return None
+        return OnnxQueryEncoder(directory, meta, load)
+
+    def export_query_towers(
+        self, bound: Sequence[Any], config: IndexConfig, announce: Any = None
+    ) -> None:
+        """After a run loaded its models: export the query towers not exported yet
+        (``announce`` is told each one, as a phase of the run)."""
+        if self.query_dir is None:
+            return
+        from polylens.encoders.onnx_queries import OnnxQueryEncoder, export, read_meta
+
+        for item in bound:
+            model = item.model
+            if isinstance(model, OnnxQueryEncoder) or not hasattr(type(model), "query_tower"):
+                continue
+            canonical = item.rep.canonical(self.registry, item.rep.model_name(config) or "none")
+            meta = read_meta(self.query_dir / item.rep.name)
+            if meta is not None and meta.model == canonical and meta.dim == model.dim:
+                continue
+            if announce is not None:
+                announce(f"exporting the {item.rep.model_role_label} model's query encoder")
+            export(model, self.query_dir / item.rep.name, canonical)
 
     def record(
         self,

@@ -97,6 +97,8 @@ class IndexWriter:
                 for caveat in rep.caveats(self.config):
                     if caveat not in slots.warnings:  # a server runs many times
                         slots.warnings.append(caveat)
+        if self.config.query_towers:
+            slots.export_query_towers(bound, self.config, announce=self.events.phase)
         ocr = None
         if self.config.ocr:
             self.events.phase("loading OCR")

@@ -25,6 +25,7 @@ import numpy as np
 from polylens._lazy import import_or_raise
 from polylens.encoders.base import ImageTextEncoder
 from polylens.encoders.device import pick_device
+from polylens.encoders.onnx_queries import QueryTower
 from polylens.errors import ModelError
 
 if TYPE_CHECKING:
@@ -196,6 +197,26 @@ class TransformersImageText(ImageTextEncoder):
             out = self._model.get_image_features(pixel_values=pixels)
         feats = _features(out, torch, "image_embeds", "pooler_output")
         return feats.float().cpu().numpy()
+
+    def query_tower(self) -> QueryTower | None:
+        """The text tower for ONNX export (``encoders.onnx_queries``), with the inputs and
+        padding :meth:`_embed_text_batch` uses."""
+        if not getattr(self._tokenizer, "is_fast", False):
+            return None
+        torch = self._torch
+        names = ("input_ids",) if self._pad_to_max else ("input_ids", "attention_mask")
+        model = self._model
+
+        class Tower(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, *tensors: Any) -> Any:
+                out = self.model.get_text_features(**dict(zip(names, tensors, strict=True)))
+                return _features(out, torch, "text_embeds", "pooler_output")
+
+        return QueryTower(Tower(), self._tokenizer, names, self._max_length, self._pad_to_max)
 
     def _embed_text_batch(self, texts: Sequence[str]) -> np.ndarray:
         torch = self._torch

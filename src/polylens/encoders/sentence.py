@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from polylens._lazy import import_or_raise
 from polylens.encoders.base import TextEncoder
 from polylens.encoders.device import pick_device
+from polylens.encoders.onnx_queries import QueryTower
 from polylens.encoders.windows import token_windows
 from polylens.errors import ModelError
 
@@ -74,6 +76,35 @@ class SentenceTransformerText(TextEncoder):
                 show_progress_bar=False,
             )
         return np.asarray(out, dtype=np.float32)
+
+    def query_tower(self) -> QueryTower | None:
+        """The query path for ONNX export (``encoders.onnx_queries``): token tensors through
+        every module of the pipeline (transformer, pooling, normalisation) to one vector."""
+        tokenizer = getattr(self._model, "tokenizer", None)
+        if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+            return None
+        import torch
+
+        names = ("input_ids", "attention_mask")
+        if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
+            names += ("token_type_ids",)
+        prompts = getattr(self._model, "prompts", None) or {}
+
+        class Tower(torch.nn.Module):
+            def __init__(self, pipeline: Any) -> None:
+                super().__init__()
+                self.pipeline = pipeline
+
+            def forward(self, *tensors: Any) -> Any:
+                return self.pipeline(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
+
+        return QueryTower(
+            Tower(self._model),
+            tokenizer,
+            names,
+            self.max_seq_length,
+            prompt=prompts.get("query", ""),
+        )
 
     def _prompt_tokens(self) -> int:
         """Tokens of the prompt put before each document, if the model has one."""
