@@ -79,3 +79,17 @@ def test_pages_rendered_small_are_documents(samples_dir: Path) -> None:
     pdf = pypdfium2.PdfDocument(str(samples_dir / "pdf" / "euro.pdf"))
     pages = [pdf[n].render(scale=0.6).to_pil() for n in range(len(pdf))]
     assert all(looks_like_document(page) for page in pages)
+
+
+@pytest.mark.parametrize(
+    ("name", "box"),
+    [
+        ("moon.png", (0, 0, 170, 170)),
+        ("moon.png", (0, 0, 256, 256)),
+        ("cell.png", (0, 330, 275, 660)),
+    ],
+)
+def test_flat_photos_are_not_pages(skimage_data: Path, name: str, box: tuple) -> None:
+    """Crops of the moon and of a micrograph are 90-98 % one flat tone, like a page
+    rendered small, but with next to no strong contrast."""
+    assert not looks_like_document(Image.open(skimage_data / name).crop(box))

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 PRESENCE_SIDE = 320
 DOCUMENT_SIDE = 1024
 NEARLY_FLAT = 0.86
-"""Share of background pixels above which a picture counts as a page whatever its contrast."""
+"""Share of background pixels above which some strong contrast (not most) makes a page."""
 CHECK_BOXES = 4
 """Largest presence boxes the check step tries to read."""
 MIN_SCORE = 0.5
@@ -202,13 +202,14 @@ def looks_like_document(image: Image.Image) -> bool:
     flat_share = 1.0 - float(foreground.mean())
     if flat_share < 0.7:  # rendered pages measured 0.84-0.97; a silhouette photo 0.55-0.64
         return False
+    strong = float((distance > 96).sum()) / max(1, int(foreground.sum()))
     if NEARLY_FLAT <= flat_share <= 0.995:  # with some marks: a blank picture is not a page
         # A page rendered small (a 360 x 500 thumbnail): its glyphs are thinner than a
-        # pixel, so antialiasing leaves them grey, not in strong contrast (measured
-        # 0.15-0.33 at 0.6x on euro.pdf), while the page stays 0.88-0.94 background.
-        # scikit-image's photos top out at 0.83 (moon.png).
-        return True
-    strong = float((distance > 96).sum()) / max(1, int(foreground.sum()))
+        # pixel, so antialiasing leaves most of them grey (strong contrast 0.15-0.31 at
+        # 0.6x on euro.pdf and booktabs.pdf, 0.10-0.30 at 0.5x) while the page stays
+        # 0.86-0.93 background. Flat photos (microscopy, the moon: crops up to 0.97 flat)
+        # reach 0.12 (a corner of moon.png); bench/ocr_presence.py's photos 0.00-0.03.
+        return strong >= 0.14
     return strong >= 0.3
 
 
