@@ -10,6 +10,7 @@ engine back-fills the items indexed without it.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -134,6 +135,11 @@ class ModelSlots:
         if meta is None or meta.model != record.resolved or meta.dim != record.dim:
             return None
         return OnnxQueryEncoder(directory, meta, load)
+
+    def drop_query_tower(self, rep: Representation) -> None:
+        """Remove the exported query tower of a representation the index drops."""
+        if self.query_dir is not None:
+            shutil.rmtree(self.query_dir / rep.name, ignore_errors=True)
 
     def export_query_towers(
         self, bound: Sequence[Any], config: IndexConfig, announce: Any = None

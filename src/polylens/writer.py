@@ -45,6 +45,7 @@ class IndexWriter:
             write_meta(self.index_dir, self.meta)
         for rep in dropped:
             rep.drop(self.store, self.index_dir)
+            self.lineup.slots.drop_query_tower(rep)
         loaded: list[Models] = []
 
         def load_models() -> Models:

@@ -56,6 +56,11 @@ def test_a_search_embeds_its_query_without_torch(samples_dir: Path, tmp_path: Pa
         hits = idx.search(query, k=5, retrievers=["text"])
     assert [h.id for h in hits] == onnx["ids"]
     np.testing.assert_allclose([h.score for h in hits], onnx["scores"], atol=1e-4)
+    # an index that drops the text representation drops its query tower too
+    shutil.move(tmp_path / "hidden", index / "query-encoders")
+    with open_index(index, create=False, without=("text",)) as idx:
+        idx.add([corpus])
+    assert not (index / "query-encoders" / "text").exists()
 
 
 @pytest.mark.parametrize("model", ["tiny_clip_dir", "tiny_siglip_dir"])
