@@ -106,8 +106,11 @@ def test_a_failure_before_streaming_is_an_http_status(client: TestClient, fake: 
         {"question": "   "},
         {"question": EURO_QUESTION, "max_evidence": 0},
         {"question": EURO_QUESTION, "rounds": 99},
+        {"question": EURO_QUESTION, "max_evidence": True},
+        {"question": EURO_QUESTION, "rounds": "2"},
+        {"question": 7},
     ],
-    ids=["endpoint", "model", "blank", "max-evidence", "rounds"],
+    ids=["endpoint", "model", "blank", "max-evidence", "rounds", "bool", "string", "number"],
 )
 def test_bad_requests_are_refused_before_any_model_call(
     client: TestClient, fake: FakeLLM, body: dict

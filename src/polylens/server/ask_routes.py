@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from polylens.errors import PolylensError
 from polylens.server.loaded import searchable_index
@@ -87,14 +87,21 @@ STREAM_DOC = {
 }
 
 
+def _json_number(value: Any) -> Any:
+    """JSON's integers (6, or 6.0), not what pydantic would coerce (true, "6")."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a number")
+    return value
+
+
 class AskIn(BaseModel):
     """A question. Unknown fields (an ``endpoint``, a ``model``) are refused."""
 
     model_config = ConfigDict(extra="forbid")
     question: Annotated[str, Field(min_length=1, max_length=2000, pattern=NOT_BLANK)]
-    max_evidence: Annotated[int | None, Field(ge=1, le=50)] = None
-    rounds: Annotated[int | None, Field(ge=1, le=10)] = None
-    stream: bool = False
+    max_evidence: Annotated[int, Field(ge=1, le=50), BeforeValidator(_json_number)] | None = None
+    rounds: Annotated[int, Field(ge=1, le=10), BeforeValidator(_json_number)] | None = None
+    stream: Annotated[bool, Field(strict=True)] = False
     """Stream server-sent events (also when the request accepts text/event-stream)."""
 
 
