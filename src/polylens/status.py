@@ -8,7 +8,7 @@ from pathlib import Path
 
 from polylens.config import IndexConfig
 from polylens.lineup import Lineup
-from polylens.meta import LAST_RUN_FILE, IndexMeta, ModelRecord
+from polylens.meta import LAST_RUN_FILE, QUERY_TOWERS_DIR, IndexMeta, ModelRecord
 from polylens.representations.base import Representation
 from polylens.store.base import FILES, ITEMS, Filter, Store
 from polylens.types import (
@@ -45,6 +45,11 @@ def index_status(
         schema_version=meta.schema_version,
         last_run=_last_run(path),
         image_search=SearchAvailability(available=image_reason is None, reason=image_reason),
+        query_towers={
+            tower.name: sum(_size_of(f) for f in tower.rglob("*"))
+            for tower in sorted((path / QUERY_TOWERS_DIR).glob("*"))
+            if (tower / "meta.json").is_file()
+        },
     )
 
 

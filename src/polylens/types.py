@@ -208,6 +208,8 @@ class IndexStatus:
     image_search: SearchAvailability = SearchAvailability(True)
     """Whether the index can be searched by image, and if not why."""
     representations: list[RepresentationInfo] = field(default_factory=list)
+    query_towers: dict[str, int] = field(default_factory=dict)
+    """Bytes of each representation's query tower exported to ONNX (searches without torch)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

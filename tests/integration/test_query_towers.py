@@ -38,6 +38,7 @@ def test_a_search_embeds_its_query_without_torch(samples_dir: Path, tmp_path: Pa
     shutil.copytree(samples_dir / "pdf", corpus / "pdf")
     with open_index(index, image_model="none", ocr=False) as idx:
         assert idx.add([corpus]).failed == 0
+        assert idx.status().query_towers["text"] > 50_000_000  # MiniLM's ~87 MiB
     meta = read_meta(index / "query-encoders" / "text")
     assert meta is not None and meta.min_cosine >= 0.9999 and meta.dim == 384
     query = "which currency codes did the euro replace"

@@ -91,6 +91,9 @@ def print_status(st: IndexStatus) -> None:
                 f"{_size(rep.bytes)} of search files ({_size(rep.bytes // rep.rows)} an item)",
                 highlight=False,
             )
+    if st.query_towers:
+        towers = ", ".join(f"{name} {_size(size)}" for name, size in st.query_towers.items())
+        out.print(f"query encoders (ONNX: searches without torch): {towers}", highlight=False)
     explained = []
     for m in st.models:
         if m.reason and m.reason != m.summary:
