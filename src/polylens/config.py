@@ -80,6 +80,11 @@ class IndexConfig:
     pdf_render_dpi: int = 110
     pdf_ocr_dpi: int = 150
     max_pdf_pages: int = 5000
+    video_max_segment: float = 20.0
+    """Seconds: a longer shot of a video is split into segments this long."""
+    video_max_segments: int = 1500
+    """Segments one video may have; a longer video's segments are stretched (each at least
+    its length / this) so the whole of it stays covered."""
     ann_min_rows: int = 20_000
     """A vector collection gets ANN indexes (FAISS IVF in memory, LanceDB's own on disk)
     once it holds this many rows; below, search is exact."""
@@ -158,9 +163,14 @@ class IndexConfig:
             "evidence_text_chars",
             "page_token_pool",
             "page_candidates",
+            "video_max_segments",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 2.0 <= self.video_max_segment <= 600.0:
+            raise ConfigError(
+                f"video_max_segment must be 2-600 seconds, got {self.video_max_segment}"
+            )
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
             "cuda:"
         ):

@@ -37,6 +37,8 @@ def read_item(store: Store, item_id: str) -> ItemInfo:
         height=row["height"],
         content_hash=row["content_hash"],
         file_kind=files[0]["file_kind"],
+        start=row.get("start"),
+        end=row.get("end"),
     )
 
 
@@ -55,7 +57,7 @@ def safe_path(info: ItemInfo, roots: Sequence[str]) -> str:
 def item_picture(
     info: ItemInfo, roots: Sequence[str], config: IndexConfig, *, max_side: int | None
 ) -> Any:
-    """The picture of an image or page item (PIL)."""
+    """The picture of an image or page item, or a video segment's middle keyframe (PIL)."""
     if info.kind == "text":
         raise ItemNotFoundError(f"item {info.id!r} is text; it has no image")
     path = safe_path(info, roots)
@@ -64,6 +66,10 @@ def item_picture(
         from polylens.ingest.images import load_image
 
         return load_image(path, max_pixels=config.max_image_pixels, max_side=side)
+    if info.kind == "video":
+        from polylens.ingest.video import frame_at, keyframe_time
+
+        return frame_at(path, keyframe_time(info.start or 0.0, info.end), max_side=side)
     from polylens.ingest.pdf import PdfFile
 
     with PdfFile(path, max_pages=config.max_pdf_pages) as pdf:

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["image", "page", "text"]
-KINDS: tuple[str, ...] = ("image", "page", "text")
+Kind = Literal["image", "page", "text", "video"]
+KINDS: tuple[str, ...] = ("image", "page", "text", "video")
+"""Item kinds; new ones go last (filter masks number kinds in this order)."""
 
-FileKind = Literal["image", "pdf", "text"]
+FileKind = Literal["image", "pdf", "text", "video"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,8 @@ class Hit:
     """One search result, best first in a result list.
 
     ``page`` is 1-based for PDF pages and ``None`` otherwise; ``chunk`` numbers the
-    passages of a text file (0-based) and is ``None`` for images and pages.
+    passages of a text file (0-based) and is ``None`` for images and pages; ``start``
+    and ``end`` are a video segment's time range in seconds (``None`` for other kinds).
     ``sources`` names the representations that found the item (``image``, ``text``,
     ``bm25``, ...) with the item's rank in each, so a user can see why it matched.
     ``score`` is the fused rank score (it orders hits, it means nothing on its own);
@@ -39,6 +41,8 @@ class Hit:
     sources: dict[str, int] = field(default_factory=dict)
     confidence: float | None = None
     weak: bool = False
+    start: float | None = None
+    end: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,6 +86,8 @@ class ItemInfo:
     height: int | None
     content_hash: str
     file_kind: str
+    start: float | None = None
+    end: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -230,6 +236,8 @@ class Unit:
     """Per representation that reads pixels: its input made from the picture."""
     width: int | None = None
     height: int | None = None
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass

@@ -141,8 +141,8 @@ def test_arguments_and_query_image_checked_before_models_load(tmp_path: Path, mi
     with open_index(tmp_path / "idx", image_model="fake-clip", **TEXT) as idx:
         idx.add([mixed / "text"])
     with open_index(tmp_path / "idx", **TEXT) as idx:
-        with pytest.raises(InputError, match=r"unknown kind\(s\) \['video'\]"):
-            idx.search("x", kind="video")
+        with pytest.raises(InputError, match=r"unknown kind\(s\) \['audio'\]"):
+            idx.search("x", kind="audio")
         with pytest.raises(InputError, match="query image .*nope.jpg: not found"):
             idx.search("x", image=tmp_path / "nope.jpg")
         notes = mixed / "text" / "about-sqlite.md"

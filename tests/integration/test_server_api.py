@@ -86,7 +86,7 @@ def test_search_get_post_filters_and_pagination(client: TestClient) -> None:
         ({"q": ""}, 422),
         ({"q": "x", "k": 0}, 422),
         ({"q": "x", "k": 100000}, 422),
-        ({"q": "x", "kind": "video"}, 400),
+        ({"q": "x", "kind": "audio"}, 400),
         ({}, 422),
     ],
 )
@@ -96,7 +96,7 @@ def test_bad_search_requests_are_4xx_json(client: TestClient, params: dict, stat
     assert r.headers["content-type"].startswith("application/json")
     assert isinstance(r.json()["detail"], str) and r.json()["error"]
     if status == 400:
-        assert r.json()["error"] == "InputError" and "video" in r.json()["detail"]
+        assert r.json()["error"] == "InputError" and "audio" in r.json()["detail"]
 
 
 def test_image_search_and_upload_limits(client: TestClient, samples_dir: Path) -> None:

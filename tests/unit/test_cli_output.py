@@ -58,7 +58,7 @@ def test_help_shows_what_each_takes() -> None:
     assert "Usage: polylens index [OPTIONS] PATHS..." in _help("index")
     search = _help("search")
     assert "Usage: polylens search [OPTIONS] [QUERY]" in search
-    assert "--kind [image|page|text]" in search and "--image FILE" in search
+    assert "--kind [image|page|text|video]" in search and "--image FILE" in search
     assert re.search(r"^\s+--json\s+Print", search, re.M)
 
 

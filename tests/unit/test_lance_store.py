@@ -126,3 +126,23 @@ def test_ann_index_is_built_when_big_enough(tmp_path: Path) -> None:
     assert any("vector" in idx.columns for idx in table.list_indices())
     hits = s.search_vector(VEC_TEXT, vecs[42], 1)
     assert hits[0].row["id"] == "42"
+
+
+def test_an_index_made_before_the_video_columns_reads_and_gains_them(tmp_path: Path) -> None:
+    import lancedb
+    import pyarrow as pa
+
+    from polylens.store.schema import ITEMS_SCHEMA
+
+    old = pa.schema([f for f in ITEMS_SCHEMA if f.name not in ("start", "end")])
+    db = lancedb.connect(tmp_path)
+    db.create_table(ITEMS, data=pa.Table.from_pylist([_item(0, "image", "cat")], schema=old))
+    reader = LanceStore(tmp_path)  # a reader never writes: the columns read as null
+    assert reader.get(ITEMS)[0]["start"] is None
+    assert reader.scan(ITEMS, ["id", "start", "end"]).column("end").to_pylist() == [None]
+    writer = LanceStore(tmp_path)
+    writer.ensure_collection(ITEMS)
+    writer.upsert(ITEMS, [{**_item(1, "video", "cut"), "start": 2.5, "end": 4.0}])
+    rows = {r["id"]: r for r in writer.get(ITEMS)}
+    assert (rows["h:1"]["start"], rows["h:1"]["end"]) == (2.5, 4.0)
+    assert rows["h:0"]["start"] is None and rows["h:0"]["text"] == "cat"

@@ -37,7 +37,7 @@ CANDIDATES = 30
 CLOSEST_SHOWN = 5
 """Items an abstained answer lists as the closest ones."""
 MAX_QUESTION_CHARS = 2000
-PICTURE_KINDS = ("image", "page")
+PICTURE_KINDS = ("image", "page", "video")
 REFUSALS = (400, 413, 415, 422)
 """Statuses after which a request is retried with less (no pictures, no tools)."""
 
@@ -264,7 +264,8 @@ class Asker:
                 jpeg = self._picture(hit, budget)
                 budget -= len(jpeg or b"")
             text = self._text(hit.id)[: self.settings.text_chars]
-            block = EvidenceBlock(n, hit.path, hit.kind, hit.page, text, jpeg)
+            span = (hit.start, hit.end or hit.start) if hit.start is not None else None
+            block = EvidenceBlock(n, hit.path, hit.kind, hit.page, text, jpeg, span)
             state.evidence.append(_Evidence(hit, block, round_))
 
     def _picture(self, hit: Hit, budget: int) -> bytes | None:
@@ -300,6 +301,8 @@ def _reference(n: int, hit: Hit, *, round_: int, sent_as: str) -> Reference:
         snippet=hit.snippet,
         sent_as=sent_as,
         round=round_,
+        start=hit.start,
+        end=hit.end,
     )
 
 

@@ -61,11 +61,15 @@ class EvidenceBlock:
     page: int | None
     text: str
     jpeg: bytes | None = None
+    span: tuple[float, float] | None = None
+    """A video segment's start and end, in seconds."""
 
 
 def header(block: EvidenceBlock) -> str:
     where = PurePath(block.path).name
     page = f", page {block.page}" if block.page is not None else ""
+    if block.span is not None:
+        page = f", from {block.span[0]:.1f} s to {block.span[1]:.1f} s"
     picture = ", picture attached" if block.jpeg is not None else ""
     return f"[{block.n}] file: {where}{page}, kind: {block.kind}{picture}"
 

@@ -23,6 +23,9 @@ class Reference:
     snippet: str | None = None
     sent_as: str = "text"
     round: int = 1
+    start: float | None = None
+    end: float | None = None
+    """A video segment's time range in seconds."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

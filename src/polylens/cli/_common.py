@@ -102,6 +102,23 @@ def shown_path(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
+def clock(seconds: float) -> str:
+    """Seconds as a video player shows them: 01:23, or 1:02:03 past an hour."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def located(hit: Any) -> str:
+    """Where in its file a hit (or a reference) lies: a page, or a video's time range."""
+    start = getattr(hit, "start", None)
+    if start is not None:
+        end = getattr(hit, "end", None)
+        return f" @ {clock(start)}–{clock(end if end is not None else start)}"
+    page = getattr(hit, "page", None)
+    return f"  p.{page}" if page else ""
+
+
 def default_index() -> Path:
     return Path(os.environ.get("POLYLENS_INDEX", DEFAULT_INDEX))
 

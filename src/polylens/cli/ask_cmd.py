@@ -14,6 +14,7 @@ from polylens.cli._common import (
     cli_errors,
     default_index,
     err_console,
+    located,
     out_console,
     setup_logging,
     shown_path,
@@ -179,7 +180,7 @@ def _print_answer(answer: Any, *, printed: bool) -> None:
 
 
 def _where(ref: Any) -> str:
-    where = shown_path(ref.path) + (f"  p.{ref.page}" if ref.page else "")
+    where = shown_path(ref.path) + located(ref)
     if getattr(ref, "chunk", None) is not None:  # two passages of one text file differ here
         where += f"  passage {ref.chunk + 1}"
     confidence = f", {round(100 * ref.confidence)}%" if ref.confidence is not None else ""

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from polylens.cli._common import (
@@ -17,6 +18,7 @@ from polylens.cli._common import (
     cli_errors,
     default_index,
     err_console,
+    located,
     out_console,
     setup_logging,
     shown_path,
@@ -29,6 +31,7 @@ class KindChoice(StrEnum):
     image = "image"
     page = "page"
     text = "text"
+    video = "video"
 
 
 def search(
@@ -48,7 +51,7 @@ def search(
     kind: Annotated[
         list[KindChoice] | None,
         typer.Option(
-            "--kind", help="Only hits of this kind (repeatable).", metavar="[image|page|text]"
+            "--kind", help="Only hits of this kind (repeatable).", metavar="[image|page|text|video]"
         ),
     ] = None,
     index_dir: IndexOption = None,  # type: ignore[assignment]
@@ -124,9 +127,9 @@ def print_hits(hits: list[Hit], console: Console) -> None:
     for rank, hit in enumerate(hits, start=1):
         if hit.weak and rank > 1 and not hits[rank - 2].weak:
             console.print("[dim]weaker matches:[/]", highlight=False)
-        where = shown_path(hit.path) + (f"  p.{hit.page}" if hit.page else "")
+        where = shown_path(hit.path) + located(hit)
         console.print(
-            f"[bold]{rank:>2}[/]  {_confidence(hit)}  {hit.kind:<5}  {where}",
+            f"[bold]{rank:>2}[/]  {_confidence(hit)}  {hit.kind:<5}  {escape(where)}",
             highlight=False,
             soft_wrap=True,
         )

@@ -129,7 +129,13 @@ class BackFill:
                 yield content.units
         if not needs_pixels:
             return
-        maker = UnitMaker(self.config, ocr=None, clock=self.clock, prepare=pixel_preparers([one]))
+        maker = UnitMaker(
+            self.config,
+            ocr=None,
+            clock=self.clock,
+            prepare=pixel_preparers([one]),
+            video_reps=[one.name] if "video" in one.rep.kinds else [],
+        )
         ahead = max(2, self.config.batch_size)
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             for group in chunked(needs_pixels, ahead):
@@ -144,6 +150,16 @@ class BackFill:
                 return []  # changed since it was indexed: the next run re-indexes it whole
             if file["file_kind"] == "image":
                 decoded = maker.image(path, file["content_hash"])
+            elif file["file_kind"] == "video":
+                # the same rules cut the same segments: their ids match the stored ones
+                wanted = {u.item_id for u in content.units}
+                info, rules, windows = maker.video_windows(path)
+                decoded = [
+                    unit
+                    for window in windows
+                    for unit in maker.video(path, file["content_hash"], info, rules, window)
+                    if unit.item_id in wanted
+                ]
             else:
                 wanted = {u.item_id for u in content.units}
                 pages = sorted(u.page for u in content.units if u.page)

@@ -27,8 +27,10 @@ from polylens.encoders.ocr import RapidOcr
 from polylens.errors import InputError, PolylensError
 from polylens.ingest.cleanup import collect_garbage, stale_paths
 from polylens.ingest.events import ProgressEvents
+from polylens.ingest.sidecars import combined_hash, video_of_sidecar, with_sidecars
 from polylens.ingest.sniff import sniff
 from polylens.ingest.sources import (
+    FoundFile,
     WalkProblem,
     content_hash,
     has_media_extension,
@@ -147,6 +149,13 @@ class Ingestor:
             seen += 1
             if seen % 200 == 0:
                 self.events.scanning(seen)
+            video = video_of_sidecar(entry.path)
+            if video is not None:  # its text is indexed with the video's segments
+                self.summary.skipped += 1
+                reason = f"subtitles of {os.path.basename(video)}, indexed with it"
+                self.summary.skipped_files.append(FileFailure(entry.path, reason))
+                continue
+            entry, sidecars = with_sidecars(entry)
             plan.seen_paths.add(entry.path)
             old = known.get(entry.path)
             if (
@@ -163,6 +172,8 @@ class Ingestor:
                 self._fail(entry.path, f"cannot read: {exc.strerror or exc}")
                 continue
             kind = sniff(head)
+            if kind == "video":
+                digest = combined_hash(digest, sidecars)
             if kind is None:
                 reason = "empty file" if entry.size == 0 else "content is not a supported type"
                 if entry.size and has_media_extension(entry.path):
@@ -232,6 +243,16 @@ class Ingestor:
                 task.pieces_left = len(ranges)
                 for r in ranges:
                     yield Piece(task, r)
+            elif task.file_kind == "video":
+                try:
+                    info, rules, windows = maker.video_windows(task.found.path)
+                except (PolylensError, OSError) as exc:
+                    task.failed = True
+                    self._fail(task.found.path, str(exc))
+                    continue
+                task.pieces_left = len(windows)
+                for window in windows:
+                    yield Piece(task, video=(info, rules, window))
             else:
                 task.pieces_left = 1
                 yield Piece(task)
@@ -244,19 +265,27 @@ class Ingestor:
         elif task.file_kind == "pdf":
             assert piece.pages is not None
             units = maker.pdf_pages(path, task.content_hash, piece.pages, task.skip)
+        elif task.file_kind == "video":
+            assert piece.video is not None
+            units = maker.video(path, task.content_hash, *piece.video)
         else:
             units = maker.text(path, task.content_hash, task.found.size)
         try:
             st = os.stat(path)
         except OSError as exc:
             raise InputError(f"file vanished while being indexed: {exc.strerror or exc}") from exc
-        if st.st_size != task.found.size or st.st_mtime_ns != task.found.mtime_ns:
+        now, _ = with_sidecars(FoundFile(path, st.st_size, st.st_mtime_ns))
+        if now.size != task.found.size or now.mtime_ns != task.found.mtime_ns:
             raise InputError("file changed while being indexed; the next run will pick it up")
         return [u for u in units if u.item_id not in task.skip]
 
     def _encode_and_write(self, plan: Plan) -> None:
         maker = UnitMaker(
-            self.config, ocr=self.ocr, clock=self.clock, prepare=pixel_preparers(self.bound)
+            self.config,
+            ocr=self.ocr,
+            clock=self.clock,
+            prepare=pixel_preparers(self.bound),
+            video_reps=[b.name for b in self.bound if "video" in b.rep.kinds],
         )
         pending: list[Unit] = []
         encoded: dict[str, list[dict[str, Any]]] = {ITEMS: []}
@@ -269,6 +298,9 @@ class Ingestor:
         # smaller window decoding is added to the encode time, not overlapped with it).
         # Decoded units hold model-sized arrays, so this bounds memory to a few batches.
         window = max(2, self.config.workers * 2, self.config.batch_size * 3 // 2)
+        # A video window yields tens of segments with several keyframes each: only enough
+        # of them ahead to keep the decode threads busy.
+        heavy_window = self.config.workers + 1
         with ThreadPoolExecutor(
             max_workers=self.config.workers,
             thread_name_prefix="decode",
@@ -277,11 +309,16 @@ class Ingestor:
             inflight: deque[tuple[Piece, Future[list[Unit]]]] = deque()
             pieces = self._pieces(plan.tasks, maker)
             exhausted = False
+            held: Piece | None = None  # a heavy piece waiting for room
             while True:
                 while not exhausted and len(inflight) < window:
-                    piece = next(pieces, None)
+                    piece = held or next(pieces, None)
+                    held = None
                     if piece is None:
                         exhausted = True
+                        break
+                    if piece.heavy and sum(p.heavy for p, _ in inflight) >= heavy_window:
+                        held = piece
                         break
                     inflight.append((piece, pool.submit(self._make_units, piece, maker)))
                 if not inflight:
@@ -332,6 +369,8 @@ class Ingestor:
                     "text_source": unit.text_source,
                     "width": unit.width,
                     "height": unit.height,
+                    "start": unit.start,
+                    "end": unit.end,
                 }
             )
             unit.inputs = {}  # release pixels as soon as they are encoded

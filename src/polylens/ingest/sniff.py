@@ -27,6 +27,34 @@ def is_image(head: bytes) -> bool:
     return any(head[offset : offset + len(sig)] == sig for offset, sig in _IMAGE_SIGNATURES)
 
 
+# ISO base media (MP4, MOV, 3GP): an 'ftyp' box first, whose brand tells stills and
+# audio from video; QuickTime files may start with other top-level boxes instead.
+_STILL_OR_AUDIO_BRANDS = frozenset(
+    [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"]
+    + [b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "]
+)
+_QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def is_video(head: bytes) -> bool:
+    """MP4/MOV/3GP, Matroska/WebM, AVI, MPEG-TS/PS: containers FFmpeg opens; whether a
+    video stream in them decodes is for the decoder to say (audio-only files fail then)."""
+    box = head[4:8]
+    # a box's 32-bit size comes first; real first boxes are small (text is never 0 there)
+    if head[:2] == b"\x00\x00" and box == b"ftyp":
+        return head[8:12] not in _STILL_OR_AUDIO_BRANDS
+    if head[:1] == b"\x00" and box in _QUICKTIME_BOXES:
+        return True
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, WebM
+        return b"matroska" in head[:64] or b"webm" in head[:64]
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return True
+    if head[:4] == b"\x00\x00\x01\xba":  # MPEG program stream
+        return True
+    # MPEG transport stream: a sync byte every 188 bytes
+    return len(head) >= 188 * 4 and all(head[i * 188] == 0x47 for i in range(4))
+
+
 def is_pdf(head: bytes) -> bool:
     # The PDF spec allows junk before the header; readers accept it within 1 KiB.
     return b"%PDF-" in head[:1024]
@@ -52,6 +80,8 @@ def sniff(head: bytes) -> FileKind | None:
         return "pdf"
     if is_image(head):
         return "image"
+    if is_video(head):
+        return "video"
     if is_text(head):
         return "text"
     return None

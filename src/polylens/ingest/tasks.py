@@ -35,6 +35,13 @@ class Task:
 class Piece:
     task: Task
     pages: range | None = None
+    video: tuple[Any, Any, tuple[float, float]] | None = None
+    """A video's (VideoInfo, SegmentRules, window) for a piece of one."""
+
+    @property
+    def heavy(self) -> bool:
+        """Decoding it yields many units (a video window): few are decoded ahead."""
+        return self.video is not None
 
 
 @dataclass

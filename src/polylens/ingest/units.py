@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from polylens.config import IndexConfig
@@ -20,7 +20,19 @@ from polylens.encoders.ocr import RapidOcr
 from polylens.errors import CorruptFileError, InputError, PolylensError
 from polylens.ingest.images import load_image, source_size
 from polylens.ingest.pdf import PdfFile, has_text_layer
+from polylens.ingest.subtitles import text_between
 from polylens.ingest.text import decode_text, split_passages
+from polylens.ingest.video import (
+    SegmentRules,
+    VideoInfo,
+    Window,
+    probe,
+    rules_for,
+    segments,
+    subtitle_cues,
+    windows,
+)
+from polylens.representations.frames import Frames
 from polylens.types import StageClock, Unit
 
 log = logging.getLogger(__name__)
@@ -30,15 +42,22 @@ MODEL_DECODE_SIDE = 512
 are 224-384 px; some headroom keeps the model's own resize a downscale)."""
 
 MAX_TEXT_BYTES = 64 << 20
+VIDEO_WINDOW_SECONDS = 120.0
+"""A video is decoded in windows this long: pieces that decode in parallel, bound the
+units waiting for the encoder, and let a killed run resume near where it stopped."""
 CLIP_RENDER_SIDE = 1024
 OCR_RENDER_SIDE = 2400
 
 
 def item_id(content_hash: str, kind: str, number: int | None) -> str:
+    """Deterministic ids, so a re-run after a crash skips what is already committed (a
+    video segment is numbered by its start in milliseconds)."""
     if kind == "image":
         return f"{content_hash}:i"
     if kind == "page":
         return f"{content_hash}:p{number}"
+    if kind == "video":
+        return f"{content_hash}:v{number}"
     return f"{content_hash}:t{number}"
 
 
@@ -50,10 +69,15 @@ class UnitMaker:
         ocr: RapidOcr | None,
         clock: StageClock,
         prepare: dict[str, Callable[[Any], Any]] | None = None,
+        video_reps: Sequence[str] | None = None,
     ) -> None:
         self.config = config
         self.prepare = prepare or {}
         self.want_images = bool(self.prepare)
+        self.prepare_frames = {
+            name: fn for name, fn in self.prepare.items() if name in (video_reps or ())
+        }
+        """Those that pool a video segment's keyframes."""
         self.ocr = ocr
         self.clock = clock
 
@@ -166,6 +190,64 @@ class UnitMaker:
                 started = time.perf_counter()
         self.clock.add("decode", started)
         return units
+
+    def video_windows(self, path: str) -> tuple[VideoInfo, SegmentRules, list[Window]]:
+        """The video's facts, how to cut it, and its decode windows (raises with a reason)."""
+        info = probe(path)
+        rules = rules_for(
+            info.duration,
+            max_seconds=self.config.video_max_segment,
+            max_segments=self.config.video_max_segments,
+        )
+        return info, rules, windows(info.duration, VIDEO_WINDOW_SECONDS)
+
+    def video(
+        self, path: str, content_hash: str, info: VideoInfo, rules: SegmentRules, window: Window
+    ) -> list[Unit]:
+        """The segments of one window of a video, each with its keyframes' inputs, OCR of
+        its middle keyframe and the subtitles spoken over it."""
+        start, end = window
+        started = time.perf_counter()
+        cues = subtitle_cues(path, start, end)
+        units: list[Unit] = []
+        for segment in segments(path, start, end, rules):
+            ocr_text = ""
+            if self.ocr is not None:
+                self.clock.add("decode", started)
+                started = time.perf_counter()
+                ocr_text = self.ocr.read(segment.middle)
+                self.clock.add("ocr", started)
+                started = time.perf_counter()
+            said = text_between(cues, segment.start, segment.end)
+            text = "\n".join(t for t in (said, ocr_text) if t)
+            source = "+".join(s for s, t in (("subtitles", said), ("ocr", ocr_text)) if t)
+            self.clock.add("decode", started)
+            units.append(
+                Unit(
+                    item_id(content_hash, "video", round(segment.start * 1000)),
+                    content_hash,
+                    "video",
+                    text=text,
+                    text_source=source or None,
+                    inputs=self._frame_inputs(segment.keyframes),
+                    width=info.width,
+                    height=info.height,
+                    start=round(segment.start, 3),
+                    end=round(segment.end, 3),
+                )
+            )
+            started = time.perf_counter()
+        self.clock.add("decode", started)
+        return units
+
+    def _frame_inputs(self, pictures: Sequence[Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        inputs = {
+            name: Frames(tuple(prepare(p) for p in pictures))
+            for name, prepare in self.prepare_frames.items()
+        }
+        self.clock.add("resize", started)
+        return inputs
 
     def text(self, path: str, content_hash: str, size: int) -> list[Unit]:
         if size > MAX_TEXT_BYTES:

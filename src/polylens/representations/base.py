@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from polylens.representations.masks import FilterMasks
     from polylens.types import StageClock, Unit
 
-PICTURE_KINDS = ("image", "page")
+PICTURE_KINDS = ("image", "page", "video")
+"""Kinds with a picture (a video segment's: its keyframes)."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from polylens.encoders.registry import ModelRegistry
 from polylens.representations.base import PICTURE_KINDS, Needs, Query, Ranked, SearchContext
 from polylens.representations.composed import compose
 from polylens.representations.dense import DenseRepresentation
+from polylens.representations.frames import embed_pooled
 from polylens.store.base import Filter
 from polylens.types import KINDS, StageClock, Unit
 
@@ -37,7 +38,7 @@ def vector_row(row_id: str, unit: Unit, vector: Any) -> dict[str, Any]:
 class ImageText(DenseRepresentation):
     name = "image"
     title = "image embeddings"
-    kinds = ("image", "page", "text")
+    kinds = ("image", "page", "text", "video")
     needs = Needs(pixels=True, text=True)
     accepts: ClassVar[frozenset[str]] = frozenset({"text", "image", "item"})
     stored_as = "image vectors"
@@ -64,7 +65,8 @@ class ImageText(DenseRepresentation):
     def encode(
         self, model: Any, units: Sequence[Unit], config: IndexConfig, clock: StageClock
     ) -> list[dict[str, Any]]:
-        """One vector per picture (image, page) and, if asked, per passage."""
+        """One vector per picture (image, page; a video segment's keyframes pooled) and,
+        if asked, per passage."""
         rows: list[dict[str, Any]] = []
         pictures = [u for u in units if self.name in u.inputs]
         passages = (
@@ -73,7 +75,10 @@ class ImageText(DenseRepresentation):
             else []
         )
         for group, embed in (
-            (pictures, lambda us: model.embed_images([u.inputs[self.name] for u in us])),
+            (
+                pictures,
+                lambda us: embed_pooled(model.embed_images, [u.inputs[self.name] for u in us]),
+            ),
             (passages, lambda us: model.embed_queries([u.text for u in us])),
         ):
             if not group:

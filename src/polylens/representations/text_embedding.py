@@ -21,7 +21,7 @@ from polylens.types import StageClock, Unit
 class TextEmbedding(DenseRepresentation):
     name = "text"
     title = "text embeddings"
-    kinds = ("image", "page", "text")
+    kinds = ("image", "page", "text", "video")
     needs = Needs(text=True)
     accepts: ClassVar[frozenset[str]] = frozenset({"text"})
     stored_as = "text vectors"

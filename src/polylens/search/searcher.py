@@ -300,6 +300,8 @@ class Searcher:
                         sources=dict(entry.ranks),
                         confidence=confidence,
                         weak=self._weak(confidence),
+                        start=item.get("start"),
+                        end=item.get("end"),
                     )
                 )
                 if len(hits) >= k:

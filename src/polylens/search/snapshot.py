@@ -29,7 +29,7 @@ from polylens.store.base import FILES, ITEMS, Store
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = ["id", "content_hash", "kind", "page", "chunk", "text"]
+ITEM_COLUMNS = ["id", "content_hash", "kind", "page", "chunk", "text", "start", "end"]
 
 
 @dataclass

@@ -87,6 +87,19 @@ def _in(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(_quote(v) for v in values)})"
 
 
+def _split_columns(
+    name: str, table: Any, columns: Sequence[str]
+) -> tuple[list[str], list[pa.Field]]:
+    """``columns`` the table has, and those of its fixed schema it lacks (nullable ones
+    added after it was made: read as null until a writer adds them)."""
+    have = set(table.schema.names)
+    schema = fixed_schema(name)
+    if schema is None:
+        return list(columns), []
+    added = {c for c in columns if c not in have and c in schema.names}
+    return [c for c in columns if c not in added], [schema.field(c) for c in added]
+
+
 def _sql(where: Filter | None) -> list[str]:
     """One SQL predicate per chunk of the largest IN-list, so no predicate grows unbounded."""
     if where is None or where.is_empty():
@@ -182,6 +195,7 @@ class LanceStore(Store):
                     raise StoreError(f"vector collection {name!r} needs a dimension")
                 schema = vector_schema(vector_dim)
             table = self._db.create_table(name, schema=schema, exist_ok=True)
+        self._add_missing_columns(name, table)
         present = {tuple(index.columns) for index in table.list_indices()}
         from lancedb.index import BTree
 
@@ -198,6 +212,18 @@ class LanceStore(Store):
 
             table.create_index("text", config=FTS(**_FTS_OPTIONS), replace=True)
         self._tables[name] = table
+
+    def _add_missing_columns(self, name: str, table: Any) -> None:
+        """Nullable columns added to a fixed schema since the table was made (a video
+        segment's ``start``/``end``): added all null, so an older index keeps working."""
+        schema = fixed_schema(name)
+        if schema is None:
+            return
+        have = set(table.schema.names)
+        missing = [f for f in schema if f.name not in have and f.nullable]
+        if missing:
+            log.info("adding column(s) %s to %s", ", ".join(f.name for f in missing), name)
+            table.add_columns(missing)
 
     def _has_committed_version(self, name: str) -> bool:
         versions = self.directory / f"{name}.lance" / "_versions"
@@ -247,13 +273,18 @@ class LanceStore(Store):
             return []
         table = self._table(name)
         rows: list[dict[str, Any]] = []
+        schema = fixed_schema(name)
+        wanted = list(columns) if columns else (schema.names if schema is not None else None)
+        present, absent = _split_columns(name, table, wanted) if wanted else (None, [])
         for predicate in _sql(where):
             query = table.search()
             if predicate:
                 query = query.where(predicate)
-            if columns:
-                query = query.select(list(columns))
+            if present is not None:
+                query = query.select(present)
             rows.extend(query.limit(None).to_arrow().to_pylist())
+        for row in rows if absent else ():  # an index made before the column existed
+            row.update((column.name, None) for column in absent)
         return rows
 
     @_wrap
@@ -261,15 +292,19 @@ class LanceStore(Store):
         if not self.has_collection(name):
             raise StoreError(f"collection {name!r} does not exist in {self.directory}")
         table = self._table(name)
+        present, absent = _split_columns(name, table, columns)
         parts = []
         for predicate in _sql(where):
-            query = table.search().select(list(columns))
+            query = table.search().select(present)
             if predicate:
                 query = query.where(predicate)
             parts.append(query.limit(None).to_arrow())
         if not parts:
-            return table.schema.empty_table().select(list(columns))
-        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            parts = [table.schema.empty_table().select(present)]
+        result = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        for column in absent:  # an index made before the column existed: all null
+            result = result.append_column(column, pa.nulls(result.num_rows, column.type))
+        return result.select(list(columns))
 
     def change_token(self) -> tuple[Any, ...]:
         """Each table's latest version (LanceDB's hint file) and version-folder time: every

@@ -35,6 +35,10 @@ ITEMS_SCHEMA = pa.schema(
         pa.field("text_source", pa.string(), nullable=True),
         pa.field("width", pa.int32(), nullable=True),
         pa.field("height", pa.int32(), nullable=True),
+        # a video segment's time range in seconds (added after schema 1's first
+        # release: LanceStore adds them to an older index's items when it opens it)
+        pa.field("start", pa.float64(), nullable=True),
+        pa.field("end", pa.float64(), nullable=True),
     ]
 )
 
