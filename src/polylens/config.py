@@ -80,6 +80,10 @@ class IndexConfig:
     pdf_render_dpi: int = 110
     pdf_ocr_dpi: int = 150
     max_pdf_pages: int = 5000
+    speech_model: str = "none"
+    """Transcribe videos' speech into their segments' text: a transformers speech
+    recognition model (``whisper-tiny``, ``whisper-small``, ``hf-hub:ORG/NAME``, a local
+    directory) or ``none``. Off by default: it costs far more than decoding."""
     video_max_segment: float = 20.0
     """Seconds: a longer shot of a video is split into segments this long."""
     video_max_segments: int = 1500

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from polylens.config import IndexConfig
 from polylens.encoders.ocr import RapidOcr
+from polylens.errors import PolylensError
 from polylens.ingest.backfill import BackFill
 from polylens.ingest.events import ProgressEvents
 from polylens.ingest.pipeline import Ingestor, Models
@@ -104,9 +106,28 @@ class IndexWriter:
         if self.config.ocr:
             self.events.phase("loading OCR")
             ocr = self.get_ocr()
+        speech = self._speech()
         slots.record(self.meta, self.config, reps, roots)
         write_meta(self.index_dir, self.meta)
-        return bound, ocr
+        return bound, ocr, speech
+
+    def _speech(self) -> Any:
+        """The speech recogniser for videos' sound track, if one is configured; one that
+        cannot load leaves videos without transcripts, said once in the run's warnings."""
+        name = self.config.speech_model
+        if name == "none":
+            return None
+        from polylens.encoders.speech import load_speech
+
+        self.events.phase(f"loading speech model {name}")
+        device = "cpu" if self.config.device == "auto" else self.config.device
+        try:
+            return load_speech(name, device=device)
+        except PolylensError as exc:
+            self.lineup.slots.warnings.append(
+                f"speech model {name} is unavailable, videos are indexed without transcripts: {exc}"
+            )
+            return None
 
     def _back_fill(
         self, reps: list[Representation], load_models: Callable[[], Models], ingestor: Ingestor
@@ -114,7 +135,7 @@ class IndexWriter:
         """Give items indexed before a representation joined (or its model loaded) its data."""
         if not self.lineup.slots.incomplete(self.meta, self.config, reps):
             return
-        bound, _ = load_models()  # no-op when already loaded
+        bound, _, _ = load_models()  # no-op when already loaded
         wanted = {r.name for r in self.lineup.slots.incomplete(self.meta, self.config, reps)}
         todo = [b for b in bound if b.name in wanted]
         if not todo:

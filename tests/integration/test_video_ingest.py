@@ -184,3 +184,29 @@ def test_on_screen_text_is_read_through_the_presence_gate(tmp_path: Path) -> Non
         assert "quarterly" in segments[1]["text"].lower()
         hits = index.search("quarterly results", k=1)
         assert hits[0].start == pytest.approx(2.0, abs=0.3)
+
+
+@pytest.mark.slow
+def test_speech_model_adds_a_transcript_to_the_segments(tmp_path: Path) -> None:
+    """A tiny random-weight wav2vec2 (the real architecture, loaded through the same
+    transformers pipeline as a real model): its words are noise, but they land in the
+    segments they were heard in; an unloadable speech model only costs the transcripts."""
+    from _tiny_asr import make_tiny_wav2vec2, speech_file
+    from conftest import FAST
+
+    from polylens.engine import open_index
+
+    root = tmp_path / "memo"
+    root.mkdir()
+    speech_file(root / "memo.mp4", 8.0)
+    model = make_tiny_wav2vec2(tmp_path / "tiny-wav2vec2")
+    with open_index(tmp_path / "idx", **FAST, speech_model=str(model)) as index:
+        summary = index.add([root])
+        assert summary.failed == 0 and not summary.warnings
+        segments = _segments(index)
+        assert segments and all(s["text_source"] == "speech" for s in segments)
+        assert all(s["text"].strip() for s in segments)
+    with open_index(tmp_path / "idx2", **FAST, speech_model=str(tmp_path / "nowhere")) as index:
+        summary = index.add([root])
+        assert summary.failed == 0 and summary.items_written >= 1
+        assert any("speech model" in w and "without transcripts" in w for w in summary.warnings)

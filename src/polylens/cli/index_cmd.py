@@ -139,6 +139,14 @@ def index(
             metavar="MODEL",
         ),
     ] = None,
+    speech_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Transcribe videos' speech (whisper-tiny, whisper-small, hf-hub:ORG/NAME, a "
+            "local dir, or none: the default).",
+            metavar="MODEL",
+        ),
+    ] = None,
     with_: Annotated[
         list[str] | None,
         typer.Option(
@@ -187,6 +195,7 @@ def index(
             image_model=image_model,
             text_model=text_model,
             page_model=page_model,
+            speech_model=speech_model,
             with_=_names(with_),
             without=_names(without),
             ocr=ocr,

@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 
 PDF_PAGES_PER_PIECE = 8
 
-Models = tuple[list[Bound], RapidOcr | None]
-"""The representations this run can write (model loaded), and OCR if on."""
+Models = tuple[list[Bound], RapidOcr | None, Any]
+"""The representations this run can write (model loaded), OCR if on, and a speech
+recogniser (:class:`polylens.encoders.speech.SpeechRecognizer`) if one is configured."""
 
 
 class Ingestor:
@@ -69,6 +70,7 @@ class Ingestor:
         """Every representation collection of the index (garbage collection visits them)."""
         self.bound: list[Bound] = []
         self.ocr: RapidOcr | None = None
+        self.speech: Any = None
         self.exclude = list(exclude)
         self.events = events or ProgressEvents()
         self.rehash = rehash
@@ -92,7 +94,7 @@ class Ingestor:
         plan = self._plan(roots, known, complete_hashes)
         if plan.tasks:  # models load only when there is something to encode
             t0 = time.perf_counter()
-            self.bound, self.ocr = self._load_models()
+            self.bound, self.ocr, self.speech = self._load_models()
             self.clock.add("load_models", t0)
             for bound in self.bound:
                 bound.rep.ensure_storage(self.store, bound.model)
@@ -283,6 +285,7 @@ class Ingestor:
         maker = UnitMaker(
             self.config,
             ocr=self.ocr,
+            speech=self.speech,
             clock=self.clock,
             prepare=pixel_preparers(self.bound),
             video_reps=[b.name for b in self.bound if "video" in b.rep.kinds],

@@ -68,6 +68,7 @@ class UnitMaker:
         *,
         ocr: RapidOcr | None,
         clock: StageClock,
+        speech: Any = None,
         prepare: dict[str, Callable[[Any], Any]] | None = None,
         video_reps: Sequence[str] | None = None,
     ) -> None:
@@ -79,6 +80,8 @@ class UnitMaker:
         }
         """Those that pool a video segment's keyframes."""
         self.ocr = ocr
+        self.speech = speech
+        """Transcribes a video's sound track (SpeechRecognizer), or None."""
         self.clock = clock
 
     def _inputs(self, image: Any) -> dict[str, Any]:
@@ -209,6 +212,13 @@ class UnitMaker:
         start, end = window
         started = time.perf_counter()
         cues = subtitle_cues(path, start, end)
+        spoken = []
+        if self.speech is not None:
+            self.clock.add("decode", started)
+            started = time.perf_counter()
+            spoken = self.speech.transcribe(path, start, min(end, info.duration + 1.0))
+            self.clock.add("speech", started)
+            started = time.perf_counter()
         units: list[Unit] = []
         for segment in segments(path, start, end, rules):
             ocr_text = ""
@@ -219,8 +229,10 @@ class UnitMaker:
                 self.clock.add("ocr", started)
                 started = time.perf_counter()
             said = text_between(cues, segment.start, segment.end)
-            text = "\n".join(t for t in (said, ocr_text) if t)
-            source = "+".join(s for s, t in (("subtitles", said), ("ocr", ocr_text)) if t)
+            heard = text_between(spoken, segment.start, segment.end)
+            parts = (("subtitles", said), ("speech", heard), ("ocr", ocr_text))
+            text = "\n".join(t for _, t in parts if t)
+            source = "+".join(name for name, t in parts if t)
             self.clock.add("decode", started)
             units.append(
                 Unit(
