@@ -26,6 +26,7 @@ pytest.importorskip("fastapi", reason="the server extra is needed: pip install '
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis")
 
 from _fake_llm import FakeLLM  # noqa: E402
+from _videos import Shot, write_video  # noqa: E402
 from conftest import FAST, show  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -37,7 +38,7 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 from polylens.engine import open_index  # noqa: E402
 from polylens.server.app import create_app  # noqa: E402
 
-# Examples per operation and generation mode; 15 operations, two modes, plus real-id and
+# Examples per operation and generation mode; 16 operations, two modes, plus real-id and
 # real-image variants: about 900 requests, well under three minutes on two busy cores.
 MAX_EXAMPLES = 30
 OPERATIONS = [
@@ -53,6 +54,7 @@ OPERATIONS = [
     "GET /api/items/{item_id}/heatmap",
     "GET /api/items/{item_id}/thumbnail",
     "GET /api/items/{item_id}/image",
+    "GET /api/items/{item_id}/video",
     "POST /api/reindex",
     "GET /api/jobs/{job_id}",
     "POST /api/ask",
@@ -82,11 +84,11 @@ def api(
 ) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("schema")
     shutil.copytree(samples_dir, root / "corpus")
+    write_video(root / "corpus" / "clip.mp4", [Shot(1.0, "astronaut"), Shot(1.0, "coffee")])
     with open_index(root / "idx", **FAST) as idx:
         assert idx.add([root / "corpus"]).failed == 0
-        ids = sorted(
-            {h.id for kind in ("image", "page", "text") for h in idx.search("a", k=50, kind=kind)}
-        )
+        kinds = ("image", "page", "text", "video")
+        ids = sorted({h.id for kind in kinds for h in idx.search("a", k=50, kind=kind)})
     app = create_app(root / "idx", warm=False, max_upload_bytes=200_000)
     with TestClient(app) as client:
         job_id = client.post("/api/reindex").json()["id"]
@@ -184,14 +186,14 @@ def client(api: dict[str, Any]) -> Any:
 
 def test_kinds_are_documented_as_an_enum_and_checked_with_400(client: Any) -> None:
     spec = client.get("/openapi.json").json()
-    kinds = {"type": "string", "enum": ["image", "page", "text"]}
+    kinds = {"type": "string", "enum": ["image", "page", "text", "video"]}
     query = {p["name"]: p for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert query["kind"]["schema"]["anyOf"][0]["items"] == kinds
     assert (
         spec["components"]["schemas"]["SearchIn"]["properties"]["kind"]["anyOf"][0]["items"]
         == kinds
     )
-    r = client.post("/api/search", json={"q": "x", "kind": ["video"]})
+    r = client.post("/api/search", json={"q": "x", "kind": ["audio"]})
     assert r.status_code == 400 and r.json()["error"] == "InputError"
 
 

@@ -38,6 +38,9 @@ class ReferenceOut(BaseModel):
     sent_as: str
     """``image+text``, ``text``, or ``none`` (closest items of an abstained answer)."""
     round: int
+    start: float | None = None
+    end: float | None = None
+    """A video segment's time range in seconds."""
 
 
 class SentenceOut(BaseModel):

@@ -3,12 +3,13 @@ inference never blocks the event loop."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
-from polylens.errors import InputError
+from polylens.errors import InputError, ItemNotFoundError
 from polylens.server.loaded import encode_image, searchable_index
 from polylens.server.schemas import (
     NO_NUL,
@@ -35,10 +36,28 @@ BROWSER_FORMATS = {
     "GIF": "image/gif",
     "WEBP": "image/webp",
 }
+# Videos are sent as they are (browsers seek in them with Range requests), typed by their
+# file name's extension, else by their container's signature.
+VIDEO_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".mov": "video/quicktime",
+    ".qt": "video/quicktime",
+    ".avi": "video/x-msvideo",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".ts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".3gp": "video/3gpp",
+    ".ogv": "video/ogg",
+}
+VIDEO_FALLBACK = "application/octet-stream"
 
 KindQuery = Annotated[
     list[str] | None,
-    Query(description="image, page or text (repeatable)", json_schema_extra=document_kinds),
+    Query(description="image, page, text or video (repeatable)", json_schema_extra=document_kinds),
 ]
 
 
@@ -199,6 +218,65 @@ def full_image(request: Request, item_id: str) -> Response:
             return FileResponse(path, media_type=BROWSER_FORMATS[fmt])
     image = index.item_image(item_id, max_side=2400)
     return Response(encode_image(image, quality=90), media_type="image/jpeg")
+
+
+@router.get(
+    "/items/{item_id}/video",
+    responses={
+        **ERRORS,
+        200: {"content": {t: {} for t in dict.fromkeys([*VIDEO_TYPES.values(), VIDEO_FALLBACK])}},
+        206: {"description": "The byte ranges asked for with a Range header"},
+        416: {"description": "The Range header lies past the end of the file"},
+    },
+    response_class=Response,
+)
+def video(request: Request, item_id: str) -> Response:
+    """The video file holding a video segment, as it is, for a ``<video>`` element: HTTP
+    Range requests are answered (206 Partial Content) so that a player can seek to the
+    segment's ``start``. Other kinds of item have no video (404)."""
+    index = request.app.state.index
+    info = index.item(item_id)
+    if info.kind != "video":
+        raise ItemNotFoundError(
+            f"item {item_id!r} is not a video segment (its kind is {info.kind!r}); it has no video"
+        )
+    path = index.item_file(item_id)
+    try:
+        stat = os.stat(path)
+    except OSError as exc:  # gone since item_file looked
+        raise ItemNotFoundError(f"the file of item {item_id!r} is gone") from exc
+    return FileResponse(
+        path,
+        media_type=video_type(path),
+        stat_result=stat,
+        filename=os.path.basename(path),
+        content_disposition_type="inline",
+        # the id names the content: the same URL serves the same bytes
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+def video_type(path: str) -> str:
+    """A video file's media type: by its extension, else by its container's signature."""
+    known = VIDEO_TYPES.get(os.path.splitext(path)[1].lower())
+    if known:
+        return known
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return VIDEO_FALLBACK
+    if head[4:8] == b"ftyp":
+        return "video/quicktime" if head[8:12] == b"qt  " else "video/mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return "video/quicktime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML
+        return "video/webm" if b"webm" in head else "video/x-matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "video/mpeg"
+    return VIDEO_FALLBACK
 
 
 @router.post("/reindex", response_model=JobOut, status_code=202, responses=ERRORS)

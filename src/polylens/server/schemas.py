@@ -43,6 +43,10 @@ class HitOut(BaseModel):
     nothing that found it measures evidence). ``score`` only orders hits."""
     weak: bool = False
     """Confidence below the index's ``weak_below`` setting."""
+    start: float | None = None
+    """A video segment's time range in seconds: where it starts (None for other kinds)."""
+    end: float | None = None
+    """A video segment's time range in seconds: where it ends (None for other kinds)."""
 
 
 class SearchOut(BaseModel):
@@ -86,6 +90,10 @@ class ItemOut(BaseModel):
     text_source: str | None
     width: int | None
     height: int | None
+    start: float | None = None
+    """A video segment's time range in seconds: where it starts (None for other kinds)."""
+    end: float | None = None
+    """A video segment's time range in seconds: where it ends (None for other kinds)."""
 
 
 class DuplicateOut(BaseModel):

@@ -34,6 +34,7 @@
     chipName: $("#image-chip-name"),
     chipRemove: $("#image-remove"),
     kinds: Array.from(document.querySelectorAll('input[name="kind"]')),
+    videoPill: $("#kind-video-pill"),
     showScores: $("#show-scores"),
     error: $("#error"),
     resultInfo: $("#result-info"),
@@ -53,6 +54,7 @@
     detailFigure: $("#detail-figure"),
     detailImageLink: $("#detail-image-link"),
     detailImage: $("#detail-image"),
+    detailVideo: $("#detail-video"),
     detailHeat: $("#detail-heat"),
     detailHeatBar: $("#detail-heat-bar"),
     detailHeatToggle: $("#detail-heat-toggle"),
@@ -60,6 +62,8 @@
     detailKind: $("#detail-kind"),
     detailPage: $("#detail-page"),
     detailPageLabel: $("#detail-page-label"),
+    detailTime: $("#detail-time"),
+    detailTimeLabel: $("#detail-time-label"),
     detailPath: $("#detail-path"),
     detailOther: $("#detail-other"),
     detailOtherLabel: $("#detail-other-label"),
@@ -110,6 +114,7 @@
     heatController: null, // AbortController of the heat map on its way
     heatShown: true, // "Show matched areas": on until someone turns it off
     heatCache: new Map(), // "query\nid" -> heat map, for going back and forth among results
+    video: null, // the segment the detail view plays: {id, name, start, end, positioned, pausedAtEnd, lastTime}
     mode: "search", // what the box does: "search" or "ask"
     statusByMode: {}, // the status row of the mode not shown, to put back when it is
     ask: null, // the answer shown: {question, refs (n -> reference), text, sentences, done, ...}
@@ -141,6 +146,15 @@
 
   function imageUrl(id) {
     return withToken(itemUrl(id, "/image"));
+  }
+
+  // a video segment's file (a <video> sends no header: the token goes in the address), with
+  // the segment as a media fragment (#t=start,end) for players that read one
+  function videoUrl(id, start, end) {
+    const url = withToken(itemUrl(id, "/video"));
+    if (start === null) return url;
+    const t = (n) => String(Math.round(n * 1000) / 1000);
+    return url + "#t=" + t(start) + (end !== null && end > start ? "," + t(end) : "");
   }
 
   function describeDetail(detail) {
@@ -234,14 +248,36 @@
     return parts[parts.length - 1] || String(path);
   }
 
-  const KIND_LABEL = { image: "Image", page: "PDF page", text: "Text" };
+  const KIND_LABEL = { image: "Image", page: "PDF page", text: "Text", video: "Video" };
   const plural = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
   // "24+ results" while more exist beyond those loaded, else the exact number
   const countOf = (n, more, one, many) => `${n.toLocaleString()}${more ? "+" : ""} ${n === 1 && !more ? one : many}`;
 
+  // seconds as 01:23 (or 1:02:03 past an hour)
+  function formatTime(secs) {
+    const total = Math.max(0, Math.floor(secs));
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    return h ? `${h}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
+  }
+
+  // a number of seconds from the server, or null (other kinds send null)
+  const seconds = (value) => (typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : null);
+
+  // a video segment's time range, "01:23–01:41"; "" when the hit has none
+  function timeRange(hit) {
+    const start = seconds(hit && hit.start);
+    if (start === null) return "";
+    const end = seconds(hit.end);
+    return end !== null && end > start ? `${formatTime(start)}–${formatTime(end)}` : formatTime(start);
+  }
+
   function hitLabel(hit) {
     const name = baseName(hit.path);
     if (hit.kind === "page" && hit.page) return `${name}, page ${hit.page}`;
+    if (hit.kind === "video") return `${name}, video${timeRange(hit) ? " " + timeRange(hit) : ""}`;
     if (hit.kind === "text") return `${name}, text${hit.chunk !== null && hit.chunk !== undefined ? " passage " + (hit.chunk + 1) : ""}`;
     return `${name}, image`;
   }
@@ -301,11 +337,15 @@
       if (items.image) parts.push(plural(items.image, "image", "images"));
       if (items.page) parts.push(plural(items.page, "PDF page", "PDF pages"));
       if (items.text) parts.push(plural(items.text, "text passage", "text passages"));
+      if (items.video) parts.push(plural(items.video, "video segment", "video segments"));
       els.indexInfo.title = parts.join(", ") + (status.path ? ` — ${status.path}` : "");
       for (const badge of document.querySelectorAll(".count[data-count]")) {
         const n = items[badge.dataset.count];
         badge.textContent = typeof n === "number" ? n.toLocaleString() : "";
       }
+      // the Videos filter shows where the index holds videos (or where it is turned off)
+      const videoBox = els.videoPill && els.videoPill.querySelector("input");
+      if (videoBox) els.videoPill.hidden = !(Number(items.video) > 0) && videoBox.checked;
       if (files === 0) {
         els.resultInfo.textContent = "The index is empty: run “polylens index FOLDER” first.";
       }
@@ -385,7 +425,7 @@
     }
     const kinds = selectedKinds();
     if (!kinds.length) {
-      showError("Choose at least one kind of result (images, PDF pages or text) to search.");
+      showError("Choose at least one kind of result (images, PDF pages, text or videos) to search.");
       return;
     }
     if (state.image) {
@@ -595,11 +635,23 @@
       visual = el("span", { className: "card-visual" }, img);
     }
     if (hit.kind === "page" && hit.page) visual.append(el("span", { className: "badge badge-page", text: `p. ${hit.page}` }));
+    const range = hit.kind === "video" ? timeRange(hit) : "";
+    if (hit.kind === "video") {
+      visual.append(el("span", { className: "play-mark", "aria-hidden": "true" }, svgIcon("i-play")));
+      if (range) visual.append(el("span", { className: "badge badge-time", text: range }));
+    }
 
     const meta = el(
       "span",
       { className: "card-meta" },
-      el("span", { className: "card-name", text: name }),
+      range
+        ? el(
+            "span",
+            { className: "card-name card-name-video" },
+            el("span", { className: "card-file", text: name }),
+            el("span", { className: "card-at", text: ` @ ${range}` })
+          )
+        : el("span", { className: "card-name", text: name }),
       el("span", {
         className: "card-sub muted",
         text:
@@ -609,7 +661,7 @@
             ? hit.chunk !== null && hit.chunk !== undefined
               ? `Text · part ${hit.chunk + 1}`
               : "Text"
-            : "Image",
+            : KIND_LABEL[hit.kind] || "Image",
       }),
       el(
         "span",
@@ -839,6 +891,7 @@
       img.addEventListener("error", () => img.replaceWith(el("span", { className: "thumb-missing", text: "No preview" })), { once: true });
       thumb = el("span", { className: "evidence-thumb" }, img);
       if (ref.kind === "page" && ref.page) thumb.append(el("span", { className: "badge badge-page", text: `p. ${ref.page}` }));
+      if (ref.kind === "video" && timeRange(ref)) thumb.append(el("span", { className: "badge badge-time", text: timeRange(ref) }));
     }
     const kind =
       ref.kind === "page"
@@ -1154,6 +1207,8 @@
         snippet: ref.snippet || "",
         confidence: ref.confidence,
         other_paths: [],
+        start: seconds(ref.start),
+        end: seconds(ref.end),
       },
       card
     );
@@ -1225,6 +1280,7 @@
       state.opener = opener || document.activeElement;
     }
     clearHeat(); // the map of the item shown before does not fit this one
+    stopVideo(); // the segment shown before stops playing and lets go of its file
     state.detailHit = hit;
     state.detailQuery = query;
     const inResults = detailInResults();
@@ -1232,13 +1288,15 @@
     const seq = ++state.detailSeq;
     const name = baseName(hit.path);
 
-    els.detailTitle.textContent = name + (hit.kind === "page" && hit.page ? ` — p. ${hit.page}` : "");
+    const range = hit.kind === "video" ? timeRange(hit) : "";
+    els.detailTitle.textContent = name + (hit.kind === "page" && hit.page ? ` — p. ${hit.page}` : "") + (range ? ` — ${range}` : "");
     // an item outside the results has no place among them: the arrows wait for one that has
     els.detailPosition.textContent = inResults ? `${index + 1} / ${state.hits.length}` : "";
     els.detailPrev.disabled = !inResults || index <= 0;
     els.detailNext.disabled = !inResults || index >= state.hits.length - 1;
     els.detailKind.textContent = KIND_LABEL[hit.kind] || hit.kind;
     setPage(hit.kind === "page" ? hit.page : null);
+    setTime(hit.kind === "video" ? hit : null);
     els.detailPath.textContent = hit.path;
     setOtherPaths(hit.other_paths || []);
     setSize(null, null);
@@ -1252,9 +1310,15 @@
     els.detail.dataset.kind = hit.kind;
     setDuplicates([]);
 
+    els.detailImageLink.hidden = hit.kind === "video";
     if (hit.kind === "text") {
       els.detailFigure.hidden = true;
       els.detailImage.removeAttribute("src");
+    } else if (hit.kind === "video") {
+      // the segment plays in place of a picture, from its start
+      els.detailFigure.hidden = false;
+      els.detailImage.removeAttribute("src");
+      showVideo(hit, name);
     } else {
       els.detailFigure.hidden = false;
       const src = imageUrl(hit.id);
@@ -1300,6 +1364,12 @@
         if (item.path) els.detailPath.textContent = item.path;
         setOtherPaths(item.other_paths || []);
         setPage(item.kind === "page" ? item.page : null);
+        if (item.kind === "video") {
+          setTime(item);
+          // an item opened without its times (a near-duplicate) gets them here
+          if (!timeRange(hit) && timeRange(item)) els.detailTitle.textContent = `${name} — ${timeRange(item)}`;
+          setVideoRange(item);
+        }
         setSize(item.width, item.height);
       },
       (err) => {
@@ -1390,6 +1460,13 @@
     els.detailPageLabel.hidden = !show;
   }
 
+  function setTime(hit) {
+    const range = hit ? timeRange(hit) : "";
+    els.detailTime.textContent = range;
+    els.detailTime.hidden = !range;
+    els.detailTimeLabel.hidden = !range;
+  }
+
   function setOtherPaths(paths) {
     els.detailOther.replaceChildren(...paths.map((p) => el("code", { text: p })));
     els.detailOther.hidden = !paths.length;
@@ -1401,6 +1478,105 @@
     els.detailSize.textContent = show ? `${w} × ${h} px` : "";
     els.detailSize.hidden = !show;
     els.detailSizeLabel.hidden = !show;
+  }
+
+  // ---------------------------------------------------------------- video segments
+
+  // play a video segment in the detail view: its keyframe first (the poster), then its file
+  // from the segment's start; it pauses once at the segment's end and goes on when told to
+  function showVideo(hit, name) {
+    const video = els.detailVideo;
+    const start = seconds(hit.start);
+    const end = seconds(hit.end);
+    state.video = { id: hit.id, name, start, end, positioned: false, pausedAtEnd: false, lastTime: 0 };
+    video.hidden = false;
+    video.poster = thumbUrl(hit.id);
+    video.setAttribute("aria-label", hitLabel(hit));
+    video.dataset.state = "loading";
+    video.dataset.start = start === null ? "" : String(start);
+    video.dataset.end = end === null ? "" : String(end);
+    video.src = videoUrl(hit.id, start, end);
+  }
+
+  function setVideoRange(item) {
+    const v = state.video;
+    if (!v || v.id !== item.id || v.start !== null) return;
+    v.start = seconds(item.start);
+    v.end = seconds(item.end);
+    els.detailVideo.dataset.start = v.start === null ? "" : String(v.start);
+    els.detailVideo.dataset.end = v.end === null ? "" : String(v.end);
+    positionVideo();
+  }
+
+  // once the file's metadata is in: go to the segment's start (media fragments are not read
+  // by every player, and a fragment is not honoured after the user seeks)
+  function positionVideo() {
+    const v = state.video;
+    const video = els.detailVideo;
+    if (!v || v.positioned || v.start === null || video.readyState < 1) return;
+    v.positioned = true;
+    const duration = video.duration;
+    const at = Number.isFinite(duration) ? Math.min(v.start, Math.max(0, duration - 0.05)) : v.start;
+    if (Math.abs(video.currentTime - at) > 0.01) video.currentTime = at;
+    v.lastTime = at;
+    video.dataset.state = "ready";
+  }
+
+  // the first time playback runs past the segment's end, it pauses there; a seek is no run
+  function onVideoTime() {
+    const v = state.video;
+    const video = els.detailVideo;
+    if (!v || !v.positioned) return;
+    const now = video.currentTime;
+    const before = v.lastTime;
+    v.lastTime = now;
+    if (v.pausedAtEnd || v.end === null || video.paused || video.seeking) return;
+    if (before < v.end && now >= v.end - 0.05) {
+      v.pausedAtEnd = true;
+      video.pause();
+      video.dataset.state = "segment-end";
+    }
+  }
+
+  // a player that reads the fragment's end pauses there itself: that was the one pause
+  function onVideoPause() {
+    const v = state.video;
+    const video = els.detailVideo;
+    if (!v || !v.positioned || v.pausedAtEnd || v.end === null || video.seeking) return;
+    if (video.currentTime >= v.end - 0.1) {
+      v.pausedAtEnd = true;
+      video.dataset.state = "segment-end";
+    }
+  }
+
+  function onVideoSeeking() {
+    if (state.video) state.video.lastTime = els.detailVideo.currentTime;
+  }
+
+  function onVideoError() {
+    const v = state.video;
+    const video = els.detailVideo;
+    if (!v || !video.getAttribute("src")) return; // unloaded on purpose
+    video.dataset.state = "error";
+    const unsupported = video.error && video.error.code === 4; // MEDIA_ERR_SRC_NOT_SUPPORTED
+    showError(
+      unsupported
+        ? `The video ${v.name} could not be played: this browser cannot play its format, or its file has moved or been deleted.`
+        : `The video ${v.name} could not be loaded; its file may have moved or been deleted.`
+    );
+  }
+
+  // stop the segment playing and let go of its file (the detail view closes or moves on)
+  function stopVideo() {
+    state.video = null;
+    const video = els.detailVideo;
+    video.hidden = true;
+    for (const key of Object.keys(video.dataset)) delete video.dataset[key];
+    if (!video.getAttribute("src") && !video.getAttribute("poster")) return;
+    video.pause();
+    video.removeAttribute("src");
+    video.removeAttribute("poster");
+    video.load(); // drops what was buffered and the connection to the file
   }
 
   // ---------------------------------------------------------------- heat map
@@ -1415,7 +1591,7 @@
 
   // a picture (page or image) of an index that keeps page vectors, or a hit they found
   function wantsHeat(hit) {
-    return hit.kind !== "text" && (state.pageVectors || foundByPageVectors(hit.sources));
+    return hit.kind !== "text" && hit.kind !== "video" && (state.pageVectors || foundByPageVectors(hit.sources));
   }
 
   // the server's map, checked: a grid of rows x cols values in 0..1; else null
@@ -1570,6 +1746,7 @@
     state.detailHit = null;
     state.detailQuery = "";
     clearHeat();
+    stopVideo();
     // return focus to the card of the item last shown, or whatever opened the view
     let target = null;
     const hit = state.hits[state.detailIndex];
@@ -1584,7 +1761,8 @@
   async function moreLikeThis() {
     const hit = state.detailHit;
     if (!hit) return;
-    const label = baseName(hit.path) + (hit.kind === "page" && hit.page ? ` p. ${hit.page}` : "");
+    const range = hit.kind === "video" ? timeRange(hit) : "";
+    const label = baseName(hit.path) + (hit.kind === "page" && hit.page ? ` p. ${hit.page}` : "") + (range ? ` @ ${range}` : "");
     const kinds = selectedKinds();
     state.detailIndex = -1;
     state.opener = null;
@@ -1640,7 +1818,7 @@
   for (const box of els.kinds) {
     box.addEventListener("change", () => {
       if (!selectedKinds().length) {
-        showError("Choose at least one kind of result (images, PDF pages or text).");
+        showError("Choose at least one kind of result (images, PDF pages, text or videos).");
         return;
       }
       clearError();
@@ -1689,7 +1867,8 @@
       closeDetail();
       return;
     }
-    const inText = ev.target === els.detailText || ev.target.closest("input, textarea");
+    // the arrows seek in a focused video, and move through the text, instead of moving on
+    const inText = ev.target === els.detailText || ev.target === els.detailVideo || ev.target.closest("input, textarea");
     if (inText || ev.altKey || ev.ctrlKey || ev.metaKey || !detailInResults()) return;
     if (ev.key === "ArrowLeft" && state.detailIndex > 0) {
       ev.preventDefault();
@@ -1701,6 +1880,11 @@
   });
   els.moreLikeThis.addEventListener("click", moreLikeThis);
   els.detailHeatToggle.addEventListener("click", toggleHeat);
+  els.detailVideo.addEventListener("loadedmetadata", positionVideo);
+  els.detailVideo.addEventListener("timeupdate", onVideoTime);
+  els.detailVideo.addEventListener("seeking", onVideoSeeking);
+  els.detailVideo.addEventListener("pause", onVideoPause);
+  els.detailVideo.addEventListener("error", onVideoError);
   // the heat map follows the picture: the full one replacing the thumbnail, a resized view
   els.detailImage.addEventListener("load", drawHeat);
   if (typeof ResizeObserver === "function") new ResizeObserver(() => drawHeat()).observe(els.detailImage);
