@@ -42,7 +42,7 @@ MODEL_DECODE_SIDE = 512
 are 224-384 px; some headroom keeps the model's own resize a downscale)."""
 
 MAX_TEXT_BYTES = 64 << 20
-VIDEO_WINDOW_SECONDS = 120.0
+VIDEO_WINDOW_SECONDS = 60.0
 """A video is decoded in windows this long: pieces that decode in parallel, bound the
 units waiting for the encoder, and let a killed run resume near where it stopped."""
 CLIP_RENDER_SIDE = 1024

@@ -148,10 +148,10 @@ def _duration(container: Any, stream: Any) -> float:
     return 0.0
 
 
-def _shrink(picture: Any) -> Any:
-    if max(picture.size) > KEYFRAME_SIDE:
-        picture.thumbnail((KEYFRAME_SIDE, KEYFRAME_SIDE))
-    return picture
+def _keyframe_size(width: int, height: int) -> tuple[int, int]:
+    """A kept keyframe's size: scaled by FFmpeg while converting, not by PIL after."""
+    scale = min(1.0, KEYFRAME_SIDE / max(width, height, 1))
+    return max(2, round(width * scale)), max(2, round(height * scale))
 
 
 class _Cutter:
@@ -198,7 +198,7 @@ class _Keyframes:
         settled = self.start + KEYFRAME_OFFSET
         if len(self.pictures) == 1 and self.pictures[0][0] < settled <= t:
             self.pictures.clear()  # the first frame only stood in for a very short segment
-        self.pictures.append((t, _shrink(picture)))
+        self.pictures.append((t, picture))
         if t >= settled:
             self.next_at = t + KEYFRAME_STEP
         if len(self.pictures) > KEYFRAMES + 1:
@@ -219,15 +219,19 @@ def segments(
 ) -> Iterator[Segment]:
     """The segments of the window [start, end) seconds, in time order.
 
-    ``fast``: let FFmpeg skip frames no other frame refers to (B-frames) and decode on
-    its own threads; cuts are then found to the nearest reference frame."""
+    ``fast``: let FFmpeg skip frames no other frame refers to (B-frames); cuts are then
+    found to the nearest reference frame. Decoding is single-threaded: windows of one
+    video decode in parallel on the pipeline's threads, and FFmpeg's own frame threads
+    on top cost a quarter more CPU on two cores (measured: 1.50 s vs 1.18 s per minute
+    of 720p H.264)."""
     av = _av()
     with _open(path) as container:
         stream = _video_stream(container)
         codec = stream.codec_context
+        codec.thread_count = 1
         if fast:
-            stream.thread_type = "AUTO"
             codec.skip_frame = "NONREF"
+        picture_size = _keyframe_size(codec.width, codec.height)
         time_base = float(stream.time_base or 0) or None
         if start > 0 and time_base:
             container.seek(int(start / time_base), stream=stream, backward=True, any_frame=False)
@@ -251,7 +255,10 @@ def segments(
                 if t >= next_sample:
                     next_sample = max(next_sample + 1.0 / SAMPLE_FPS, t)
                     small = frame.to_ndarray(
-                        width=SMALL_SIZE[0], height=SMALL_SIZE[1], format="rgb24"
+                        width=SMALL_SIZE[0],
+                        height=SMALL_SIZE[1],
+                        format="rgb24",
+                        interpolation="FAST_BILINEAR",
                     )
                     cut = cutter.is_cut(small)
                     length = t - current.start
@@ -261,7 +268,7 @@ def segments(
                         if cut:
                             cutter.restart()
                 if current.wants(t):
-                    current.add(t, frame.to_image())
+                    current.add(t, frame.to_image(width=picture_size[0], height=picture_size[1]))
         except av.error.FFmpegError as exc:
             at = f"{int(last_t // 60):02d}:{last_t % 60:04.1f}"
             raise CorruptFileError(f"the video data is damaged at {at}: {_reason(exc)}") from exc
