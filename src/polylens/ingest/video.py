@@ -44,8 +44,10 @@ crowd) raises the median and so does not cut every frame."""
 RECENT = 8
 KEYFRAME_OFFSET = 0.25
 """Seconds into a segment for its first keyframe (past a cut's blended frames)."""
-KEYFRAME_STEP = 4.0
-"""Seconds between a segment's further keyframes."""
+KEYFRAME_STEP = 6.0
+"""Seconds between a segment's further keyframes: a shot shorter than this is one view,
+and the image model's forward pass is half the CPU of indexing a video (bench/video.py:
+a second keyframe in 5-second shots cost 3 times real time on two cores)."""
 KEYFRAMES = 3
 """Keyframes a segment keeps (pooled into its embedding): first, middle and last ones."""
 KEYFRAME_SIDE = 1280
