@@ -4,7 +4,10 @@ The sample index is built once with the default models (offline: MiniLM, BM25, O
 image model is not reachable here). Then each configuration runs ``polylens search`` in a
 fresh process, ``--repeat`` times, wall clock:
 
-* ``query towers (ONNX)``: the index as a run leaves it, its query encoders exported;
+* ``query towers (ONNX) + Arrow mirror``: the index as a run leaves it: its query
+  encoders exported, its tables mirrored in Arrow files (no LanceDB import);
+* ``query towers (ONNX), LanceDB``: the same with ``mirror/`` moved away, so the search
+  reads the LanceDB store;
 * ``model (torch)``: the same index with ``query-encoders/`` moved away, so the query is
   embedded through sentence-transformers as before;
 * reference rows: a bare ``python -c pass`` and ``python -c "import torch"`` /
@@ -71,7 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     with cpu_lock("/tmp/polylens-cpu.lock"):
         for _ in range(2):  # warm the page cache (the files every run reads)
             subprocess.run(search, check=True, capture_output=True)
-        rows["polylens search, query towers (ONNX)"] = timed(search, args.repeat)
+        rows["polylens search, query towers (ONNX) + Arrow mirror"] = timed(search, args.repeat)
+        mirror, hidden_mirror = index / "mirror", WORK / "hidden-mirror"
+        if not mirror.is_dir():
+            raise SystemExit("the index run wrote no Arrow mirror: nothing to compare")
+        mirror.rename(hidden_mirror)
+        try:
+            rows["polylens search, query towers (ONNX), LanceDB"] = timed(search, args.repeat)
+        finally:
+            hidden_mirror.rename(mirror)
         hidden = WORK / "hidden"
         towers.rename(hidden)
         try:
@@ -91,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         "index": "samples/ (default models; image model unreachable offline)",
         "tower_bytes": sum(p.stat().st_size for p in towers.rglob("*") if p.is_file()),
         "rows": rows,
-        "speedup": round(base / rows["polylens search, query towers (ONNX)"]["median_s"], 2),
+        "speedup": round(
+            base / rows["polylens search, query towers (ONNX) + Arrow mirror"]["median_s"], 2
+        ),
+        "goal_s": 1.5,
         "peers": "rclip and clip-retrieval need CLIP weights from the hub: not run offline",
     }
     OUT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in rows.items():
         print(f"{name:40} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f}")
     print(f"query towers: {result['speedup']}x faster; {result['tower_bytes'] / 1e6:.1f} MB")
+    fastest = rows["polylens search, query towers (ONNX) + Arrow mirror"]["median_s"]
+    print(f"cold search {fastest:.2f} s (goal <= 1.5 s): {'met' if fastest <= 1.5 else 'NOT met'}")
     return 0
 
 

@@ -44,6 +44,7 @@ from polylens.search.snapshot import SnapshotKeeper, refresh_derived
 from polylens.status import index_status
 from polylens.store.base import Store
 from polylens.store.lance import LanceStore
+from polylens.store.mirror import MirrorStore, open_mirror, write_mirror
 from polylens.types import (
     DuplicateGroup,
     DuplicateItem,
@@ -100,6 +101,7 @@ class Index(IndexAnswers):
         self._lineup.names(self._meta, self.config)  # unknown --with/--without names fail now
         self._given_store = store
         self._serve_from_memory = serve_from_memory
+        self._mirror: MirrorStore | None = None
         self._ocr: RapidOcr | None = None
         self._rerank = RerankerSlot()
 
@@ -125,6 +127,26 @@ class Index(IndexAnswers):
         if not self._exists:
             self._create()
         return LanceStore(self.path / STORE_DIR)
+
+    @property
+    def _reads(self) -> Store:
+        """Where searches read: for a one-shot reader (``serve_from_memory=False``: the
+        CLI's search and ask) that has not opened the store, the index's Arrow mirror
+        while it is current, which spares importing LanceDB
+        (:mod:`polylens.store.mirror`); else the store. Checked on every search: a
+        commit since (this process's or another's) sends reads back to the store."""
+        if (
+            self._given_store is None
+            and not self._serve_from_memory
+            and self._exists
+            and "_store" not in self.__dict__
+        ):
+            mirror = self._mirror
+            if mirror is None or not mirror.is_current():
+                mirror = self._mirror = open_mirror(self.path, self.path / STORE_DIR)
+            if mirror is not None:
+                return mirror
+        return self._store
 
     @cached_property
     def _keeper(self) -> SnapshotKeeper:
@@ -222,7 +244,9 @@ class Index(IndexAnswers):
                 get_ocr=self._get_ocr,
                 events=events or ProgressEvents(),
             )
-            return writer.run(roots, rehash=rehash)
+            summary = writer.run(roots, rehash=rehash)
+            self._write_mirror()
+            return summary
 
     def refresh(self, *, events: ProgressEvents | None = None) -> RunSummary:
         """Re-index every root this index was built from."""
@@ -230,6 +254,10 @@ class Index(IndexAnswers):
         if not self._meta.roots:
             raise InputError("this index has no recorded roots yet; add paths first")
         return self.add(roots or self._meta.roots, events=events)
+
+    def _write_mirror(self) -> None:
+        if self._given_store is None:  # the index's own LanceDB store
+            write_mirror(self._store, self.path, self.path / STORE_DIR)
 
     def _ann_settings(self) -> AnnSettings:
         return AnnSettings(min_rows=self.config.ann_min_rows, nprobe=self.config.ann_nprobe)
@@ -241,6 +269,7 @@ class Index(IndexAnswers):
             self._store.optimize(ann_min_rows=self.config.ann_min_rows)
             reps = self._lineup.recorded(self._meta)
             refresh_derived(self._store, self.path, self._ann_settings(), reps)
+            self._write_mirror()
 
     def warm(self) -> bool:
         """Build the in-memory read model now (servers call this at start-up) so the next
@@ -306,15 +335,17 @@ class Index(IndexAnswers):
 
     def _searcher(self) -> Searcher:
         self._reload_meta()
-        snapshot = self._keeper.current(start_build=self._serve_from_memory)
+        snapshot = None
+        if self._serve_from_memory or "_keeper" in self.__dict__:  # one-shot: none built
+            snapshot = self._keeper.current(start_build=self._serve_from_memory)
         if snapshot is not None:
             for rep in self._lineup.recorded(self._meta):
                 rep.forget_store_part()
         return Searcher(
-            snapshot if snapshot is not None else StoreReader(self._store),
+            snapshot if snapshot is not None else StoreReader(self._reads),
             self.config,
             bound=self._lineup.bound(self._meta, self.config, for_search=True),
-            store=self._store,
+            store=self._reads,
             index_dir=self.path,
             unavailable=self._lineup.unavailable(self._meta),
             **self._reranker(),

@@ -67,7 +67,7 @@ def test_table_output_and_status(fast_index: Path) -> None:
     assert "about-sqlite.md" in out.stdout
     status = json.loads(polylens("status", "--index", str(fast_index), "--json").stdout)
     assert status["files"] == 10
-    assert status["items"] == {"image": 7, "page": 15, "text": status["items"]["text"]}
+    assert status["items"] == {"image": 7, "page": 15, "text": status["items"]["text"], "video": 0}
     assert status["last_run"]["added"] == 10
     assert status["size_bytes"] > 0
 
@@ -160,7 +160,7 @@ def test_bad_arguments_are_reported_before_any_model_loads(
     """Argument and file checks come first: no torch, no transformers, no store opened."""
     notes = Path(__file__).parents[2] / "samples" / "text" / "about-sqlite.md"
     cases = [
-        (["search", "a cat", "--kind", "video"], "'video' is not one of"),
+        (["search", "a cat", "--kind", "audio"], "'audio' is not one of"),
         (["search", "a cat", "--image", str(tmp_path / "nope.jpg")], "nope.jpg: not found"),
         (["search", "--image", str(notes)], "about-sqlite.md: not a recognised image format"),
     ]

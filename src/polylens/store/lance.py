@@ -87,6 +87,30 @@ def _in(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(_quote(v) for v in values)})"
 
 
+def change_token(directory: Path) -> tuple[Any, ...]:
+    """Each table's latest version (LanceDB's hint file) and version-folder time: every
+    commit moves them, and reading them costs microseconds, not a LanceDB query (nor
+    importing LanceDB: :mod:`polylens.store.mirror` checks its copy against this)."""
+    token: list[Any] = []
+    try:
+        root = os.stat(directory)
+        token.append(root.st_mtime_ns)
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.name.endswith(".lance"))
+        for table in names:
+            versions = directory / table / "_versions"
+            hint = versions / "latest_version_hint.json"
+            stamp = os.stat(versions)
+            try:
+                latest = hint.read_bytes()  # {"version":N}, rewritten by every commit
+            except FileNotFoundError:
+                latest = b""
+            token.append((table, stamp.st_mtime_ns, latest))
+    except FileNotFoundError:
+        token.append(None)
+    return tuple(token)
+
+
 def _split_columns(
     name: str, table: Any, columns: Sequence[str]
 ) -> tuple[list[str], list[pa.Field]]:
@@ -307,26 +331,14 @@ class LanceStore(Store):
         return result.select(list(columns))
 
     def change_token(self) -> tuple[Any, ...]:
-        """Each table's latest version (LanceDB's hint file) and version-folder time: every
-        commit moves them, and reading them costs microseconds, not a LanceDB query."""
-        token: list[Any] = []
-        try:
-            root = os.stat(self.directory)
-            token.append(root.st_mtime_ns)
-            with os.scandir(self.directory) as entries:
-                names = sorted(e.name for e in entries if e.name.endswith(".lance"))
-            for table in names:
-                versions = self.directory / table / "_versions"
-                hint = versions / "latest_version_hint.json"
-                stamp = os.stat(versions)
-                try:
-                    latest = hint.read_bytes()  # {"version":N}, rewritten by every commit
-                except FileNotFoundError:
-                    latest = b""
-                token.append((table, stamp.st_mtime_ns, latest))
-        except FileNotFoundError:
-            token.append(None)
-        return tuple(token)
+        return change_token(self.directory)
+
+    def collections(self) -> list[str]:
+        """Every committed collection, sorted."""
+        return sorted(name for name in self._names() if self.has_collection(name))
+
+    def columns(self, name: str) -> list[str]:
+        return list(self._table(name).schema.names)
 
     @_wrap
     def distinct(self, name: str, column: str) -> set[Any]:
