@@ -834,4 +834,66 @@ def measure_encoders(n_calls: int) -> dict:
         }
     out["minilm_load_s"] = round(load_minilm, 2)
     out["clip_params_m"] = round(sum(p.numel() for p in clip.parameters()) / 1e6, 1)
+    torch.set_num_threads(2)
+    out["onnxruntime (its default: 2 threads)"] = _onnx_encoders(minilm, clip, n_calls)
     return out
+
+
+def _onnx_encoders(minilm: Any, clip: Any, n_calls: int) -> dict[str, Any]:
+    """The same two encoders as the query towers polylens exports at index time
+    (:mod:`polylens.encoders.onnx_queries`), run by ONNX Runtime: what a server or a
+    one-shot search embeds a query with."""
+    import tempfile
+
+    import onnxruntime
+    import torch
+
+    from polylens.encoders.onnx_queries import OnnxQueryEncoder, export, read_meta
+
+    rows: dict[str, Any] = {}
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        towers = Path(tmp) / "text"
+        if export(minilm, towers, "minilm"):
+            meta = read_meta(towers)
+            tower = OnnxQueryEncoder(towers, meta, lambda: minilm)
+            rows["minilm query tower (ONNX, incl. tokenizer)"], _ = latency(
+                lambda i: tower.embed_queries([QUERY_SAMPLES[i % 8] + f" onnx-{i}"]), n_calls
+            )
+
+        class TextTower(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = clip
+
+            def forward(self, ids: Any, mask: Any) -> Any:
+                return self.model(input_ids=ids, attention_mask=mask).text_embeds
+
+        path = Path(tmp) / "clip-text.onnx"
+        ids = torch.ones((1, 12), dtype=torch.long)
+        torch.onnx.export(
+            TextTower().eval(),
+            (ids, torch.ones_like(ids)),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embeds"],
+            dynamic_axes={"input_ids": {0: "b", 1: "n"}, "attention_mask": {0: "b", 1: "n"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+
+        def clip_one(i: int) -> Any:
+            length = 8 + (i % 8)
+            tokens = rng.integers(1, 49000, (1, length)).astype(np.int64)
+            feeds = {"input_ids": tokens, "attention_mask": np.ones_like(tokens)}
+            return session.run(None, feeds)[0]
+
+        rows["clip-b32 text tower (ONNX, random weights, no tokenizer)"], _ = latency(
+            clip_one, n_calls
+        )
+    return rows

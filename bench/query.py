@@ -311,7 +311,7 @@ def print_report(results: dict) -> None:
     if "encoders" in results:
         print("\n### text-query encoding (single query, CPU)")
         enc = results["encoders"]
-        for threads in ("threads=1", "threads=2"):
+        for threads in ("threads=1", "threads=2", "onnxruntime (its default: 2 threads)"):
             for name, lat in enc.get(threads, {}).items():
                 print(
                     f"  {threads}  {name:55s} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
