@@ -4,6 +4,7 @@ one is unavailable), size."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from polylens.config import IndexConfig
@@ -41,12 +42,12 @@ def index_status(
             for name in lineup.unknown(meta)
         ],
         roots=list(meta.roots),
-        size_bytes=sum(_size_of(p) for p in path.rglob("*")),
+        size_bytes=_tree_size(path),
         schema_version=meta.schema_version,
         last_run=_last_run(path),
         image_search=SearchAvailability(available=image_reason is None, reason=image_reason),
         query_towers={
-            tower.name: sum(_size_of(f) for f in tower.rglob("*"))
+            tower.name: _tree_size(tower)
             for tower in sorted((path / QUERY_TOWERS_DIR).glob("*"))
             if (tower / "meta.json").is_file()
         },
@@ -113,6 +114,14 @@ def _last_run(path: Path) -> RunSummary | None:
         return RunSummary.from_dict(json.loads(last_path.read_text(encoding="utf-8")))
     except (ValueError, TypeError):
         return None
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes under ``path``. ``os.walk`` passes over folders removed while it walks (each
+    run swaps the Arrow mirror in, the store compacts), where ``Path.rglob`` raises."""
+    return sum(
+        _size_of(Path(folder) / name) for folder, _, names in os.walk(path) for name in names
+    )
 
 
 def _size_of(path: Path) -> int:
