@@ -89,7 +89,15 @@ def open_mirror(index_dir: Path, lance_dir: Path) -> MirrorStore | None:
     token = change_token(lance_dir)
     if stamp != repr(token):
         return None
-    return MirrorStore(directory, token, lance_dir)
+    mirror = MirrorStore(directory, token, lance_dir)
+    try:
+        # Map every table now: a run that swaps a new mirror in afterwards cannot pull a
+        # file from under this reader (mapped files outlive their removal).
+        for path in directory.glob("*.arrow"):
+            mirror._table(path.stem)
+    except StoreError:
+        return None  # swapped while being opened
+    return mirror if mirror.is_current() else None
 
 
 class MirrorStore(Store):
@@ -134,7 +142,7 @@ class MirrorStore(Store):
 
     # -- reads -----------------------------------------------------------------------
     def has_collection(self, name: str) -> bool:
-        return (self.directory / f"{name}.arrow").is_file()
+        return name in self._tables or (self.directory / f"{name}.arrow").is_file()
 
     def vector_dim(self, name: str) -> int | None:
         if not self.has_collection(name):
