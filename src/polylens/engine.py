@@ -18,10 +18,10 @@ from typing import Any
 
 from polylens import __version__
 from polylens.config import CONFIG_FILE, IndexConfig, load_config
-from polylens.duplicates import duplicates_of, find_duplicates
 from polylens.encoders.ocr import RapidOcr
 from polylens.encoders.registry import ModelRegistry
 from polylens.engine_answers import IndexAnswers
+from polylens.engine_items import IndexItems
 from polylens.errors import (
     IndexNotFoundError,
     InputError,
@@ -29,12 +29,10 @@ from polylens.errors import (
 )
 from polylens.ingest.events import ProgressEvents
 from polylens.ingest.sources import normalise_root
-from polylens.items import item_picture, read_item, safe_path
 from polylens.lineup import Lineup
 from polylens.locking import exclusive_lock
 from polylens.meta import META_FILE, QUERY_TOWERS_DIR, IndexMeta, read_meta, write_text_atomic
 from polylens.representations.ann import AnnSettings
-from polylens.representations.phash import HashTable, PerceptualHash
 from polylens.representations.registry import RepresentationRegistry
 from polylens.search.query_image import query_digest, query_image
 from polylens.search.reader import StoreReader
@@ -46,10 +44,7 @@ from polylens.store.base import Store
 from polylens.store.lance import LanceStore
 from polylens.store.mirror import MirrorStore, open_mirror, write_mirror
 from polylens.types import (
-    DuplicateGroup,
-    DuplicateItem,
     IndexStatus,
-    ItemInfo,
     RunSummary,
     SearchResults,
 )
@@ -61,7 +56,7 @@ STORE_DIR = "lance"
 LOCK_FILE = ".lock"
 
 
-class Index(IndexAnswers):
+class Index(IndexItems, IndexAnswers):
     """A polylens index in a directory. Use :func:`polylens.open` to get one."""
 
     def __init__(
@@ -369,10 +364,6 @@ class Index(IndexAnswers):
             raise InputError("path_prefix must not contain NUL bytes")
         return searcher.reader.hashes_under(normalise_root(path_prefix))
 
-    def item(self, item_id: str) -> ItemInfo:
-        """An indexed item with its text and every path that holds its content."""
-        return read_item(self._store, item_id)
-
     def similar(
         self, item_id: str, *, k: int = 10, kind: str | Iterable[str] | None = None
     ) -> SearchResults:
@@ -386,36 +377,6 @@ class Index(IndexAnswers):
         if hits or not info.text.strip():
             return hits
         return searcher.search(replace(request, item_id=None, text=info.text[:1000]))
-
-    def duplicates(self, *, threshold: int | None = None) -> list[DuplicateGroup]:
-        """Groups of exact copies (same content in several files) and of near-duplicate
-        pictures (perceptual hashes at most ``threshold`` bits apart)."""
-        self._reload_meta()
-        return find_duplicates(self._store, threshold)
-
-    def duplicates_of(self, item_id: str, *, threshold: int | None = None) -> list[DuplicateItem]:
-        """The near-duplicates of one item, nearest first (its exact copies are its
-        ``other_paths``)."""
-        self.item(item_id)
-        snapshot = self._keeper.current(start_build=self._serve_from_memory)
-        table = snapshot.part(PerceptualHash.name) if snapshot is not None else None
-        if table is None and self._store.has_collection(PerceptualHash.collection):
-            table = HashTable.load(self._store, PerceptualHash.collection)
-        return duplicates_of(self._store, table, item_id, threshold)
-
-    def item_image(self, item_id: str, *, max_side: int | None = None) -> Any:
-        """The picture of an image or page item (PIL), read from the indexed file.
-
-        Only files the index holds are opened, and only while they still lie under a root
-        the index was built from (no symlink escapes)."""
-        info = self.item(item_id)
-        self._reload_meta()
-        return item_picture(info, self._meta.roots, self.config, max_side=max_side)
-
-    def item_file(self, item_id: str) -> str:
-        """The real path of the file holding an item, checked as in :meth:`item_image`."""
-        self._reload_meta()
-        return safe_path(self.item(item_id), self._meta.roots)
 
     def status(self) -> IndexStatus:
         self._reload_meta()
