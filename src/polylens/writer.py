@@ -115,14 +115,12 @@ class IndexWriter:
         """The speech recogniser for videos' sound track, if one is configured; one that
         cannot load leaves videos without transcripts, said once in the run's warnings."""
         name = self.config.speech_model
-        if name == "none":
-            return None
-        from polylens.encoders.speech import load_speech
-
-        self.events.phase(f"loading speech model {name}")
-        device = "cpu" if self.config.device == "auto" else self.config.device
+        registry = self.lineup.slots.registry
         try:
-            return load_speech(name, device=device)
+            if registry.parse("speech", name) is None:  # none / off
+                return None
+            self.events.phase(f"loading speech model {name}")
+            return registry.load_speech(name, device=self.config.device)
         except PolylensError as exc:
             self.lineup.slots.warnings.append(
                 f"speech model {name} is unavailable, videos are indexed without transcripts: {exc}"

@@ -20,7 +20,7 @@ from polylens.errors import ConfigError, ModelNotAvailableError
 
 log = logging.getLogger(__name__)
 
-Role = Literal["image", "text", "rerank", "page"]
+Role = Literal["image", "text", "rerank", "page", "speech"]
 DISABLED = ("none", "off", "")
 
 IMAGE_ALIASES: dict[str, str] = {
@@ -45,6 +45,12 @@ PAGE_ALIASES: dict[str, str] = {
 RERANK_ALIASES: dict[str, str] = {
     "ms-marco-minilm": "hf-hub:cross-encoder/ms-marco-MiniLM-L6-v2",
     "bge-reranker-base": "hf-hub:BAAI/bge-reranker-base",
+}
+
+SPEECH_ALIASES: dict[str, str] = {
+    "whisper-tiny": "hf-hub:openai/whisper-tiny",
+    "whisper-base": "hf-hub:openai/whisper-base",
+    "whisper-small": "hf-hub:openai/whisper-small",
 }
 
 
@@ -73,6 +79,7 @@ class ModelRegistry:
             "text": dict(TEXT_ALIASES),
             "rerank": dict(RERANK_ALIASES),
             "page": dict(PAGE_ALIASES),
+            "speech": dict(SPEECH_ALIASES),
         }
 
     @classmethod
@@ -189,6 +196,17 @@ class ModelRegistry:
                 batch_size=batch_size,
                 max_pixels=max_pixels,
             )
+
+    def load_speech(self, name: str, *, device: str) -> Any:
+        """A speech recogniser (``encoders.speech``), or None for ``none``."""
+        ref = self.parse("speech", name)
+        if ref is None:
+            return None
+        if ref.scheme in ("fake", "package"):
+            raise ConfigError(f"{name!r} is not a speech model; give a hub id, a local dir or none")
+        from polylens.encoders.speech import SpeechRecognizer
+
+        return SpeechRecognizer(name, self._local_path(ref), device=device)
 
     def load_reranker(self, name: str, *, device: str, batch_size: int) -> Any:
         """A cross-encoder (``encoders.cross``), or None for ``none``."""

@@ -21,20 +21,14 @@ import numpy as np
 
 from polylens._lazy import import_or_raise
 from polylens.encoders.device import pick_device
-from polylens.encoders.hub import resolve_hub_model
 from polylens.encoders.quiet import quiet_loading
-from polylens.errors import ConfigError, CorruptFileError, ModelError, ModelNotAvailableError
+from polylens.errors import ConfigError, CorruptFileError, ModelError
 from polylens.ingest.subtitles import Cue
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # what every common ASR model was trained on
 CHUNK_SECONDS = 30.0  # Whisper's input window; the most audio held or transcribed at once
-SPEECH_ALIASES: dict[str, str] = {
-    "whisper-tiny": "openai/whisper-tiny",
-    "whisper-base": "openai/whisper-base",
-    "whisper-small": "openai/whisper-small",
-}
 _CUT_SEARCH_S = 2.0  # a chunk ends at the quietest 50 ms of its last 2 s
 _CUT_FRAME_S = 0.05
 _MIN_SECONDS = 0.1  # shorter than a CTC model's receptive field, and no word anyway
@@ -43,34 +37,18 @@ _MAX_CUE_S = 5.0  # CTC words are grouped into cues at most this long ...
 _WORD_GAP_S = 1.0  # ... and a pause this long starts a new one
 
 
-def _model_dir(name: str) -> Path:
-    """A local directory holding the model: the one named, or the hub cache's copy."""
-    target = SPEECH_ALIASES.get(name.strip(), name.strip())
-    if target.startswith("hf-hub:"):
-        return resolve_hub_model(target.removeprefix("hf-hub:"))
-    path = Path(target).expanduser()
-    if path.exists() or target.startswith((".", "/", "~")):
-        if not path.is_dir():
-            raise ModelNotAvailableError(
-                f"speech model directory {path} does not exist. Pass a Hugging Face-format "
-                "model directory, a hub id such as openai/whisper-tiny, or none.",
-                summary="its model directory is missing",
-            )
-        return path
-    if target.count("/") == 1 and " " not in target:
-        return resolve_hub_model(target)
-    known = ", ".join(sorted(SPEECH_ALIASES))
-    raise ConfigError(
-        f"unknown speech model {name!r}: use an alias ({known}), a hub id (ORG/NAME or "
-        "hf-hub:ORG/NAME), a local model directory, or none"
-    )
-
-
 def load_speech(name: str, *, device: str = "cpu") -> SpeechRecognizer:
-    """The speech model ``name``: an alias, a hub id (``openai/whisper-tiny``,
-    ``hf-hub:ORG/NAME``) or a local directory. ModelNotAvailableError, saying how to get
-    the model here, when it is neither on this machine nor downloadable."""
-    return SpeechRecognizer(name, _model_dir(name), device=device)
+    """The speech model ``name``: an alias (``whisper-tiny``), a hub id
+    (``openai/whisper-tiny``, ``hf-hub:ORG/NAME``) or a local directory, resolved like
+    every other model (:class:`polylens.encoders.registry.ModelRegistry`).
+    ModelNotAvailableError, saying how to get the model here, when it is neither on this
+    machine nor downloadable."""
+    from polylens.encoders.registry import ModelRegistry
+
+    recogniser = ModelRegistry.with_plugins().load_speech(name, device=device)
+    if recogniser is None:
+        raise ConfigError("no speech model given (none): nothing to load")
+    return recogniser
 
 
 class SpeechRecognizer:
