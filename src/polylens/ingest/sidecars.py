@@ -12,10 +12,8 @@ import hashlib
 import os
 from dataclasses import replace
 
-from polylens.ingest.sources import FoundFile, content_hash
+from polylens.ingest.sources import VIDEO_EXTENSIONS, FoundFile, content_hash
 from polylens.ingest.subtitles import sidecar_paths, sidecar_stems
-
-VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mkv .webm .mov .avi .mpg .mpeg .ts".split())
 
 
 def is_video_name(path: str) -> bool:

@@ -26,11 +26,12 @@ IGNORE_FILE = ".polylensignore"
 
 # Extensions that promise a supported type: a file with one of these whose content is
 # not that type is reported as failed, not silently skipped.
-MEDIA_EXTENSIONS = frozenset(
-    (
-        ".jpg .jpeg .jpe .png .gif .bmp .tif .tiff .webp .pdf .txt .md .markdown .text"
-        " .mp4 .m4v .mkv .webm .mov .avi .mpg .mpeg .ts"
-    ).split()
+VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mkv .webm .mov .avi .mpg .mpeg .ts".split())
+MEDIA_EXTENSIONS = (
+    frozenset(
+        ".jpg .jpeg .jpe .png .gif .bmp .tif .tiff .webp .pdf .txt .md .markdown .text".split()
+    )
+    | VIDEO_EXTENSIONS
 )
 
 

@@ -16,8 +16,10 @@ segment's keyframes, whatever the video's length.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,8 +48,8 @@ KEYFRAME_OFFSET = 0.25
 """Seconds into a segment for its first keyframe (past a cut's blended frames)."""
 KEYFRAME_STEP = 6.0
 """Seconds between a segment's further keyframes: a shot shorter than this is one view,
-and the image model's forward pass is half the CPU of indexing a video (bench/video.py:
-a second keyframe in 5-second shots cost 3 times real time on two cores)."""
+and the image model's forward pass is half the CPU of indexing a video (bench/video.py,
+8 minutes of 720p: 27.6x real time with a second keyframe every 4 s, 32.7x with 6 s)."""
 KEYFRAMES = 3
 """Keyframes a segment keeps (pooled into its embedding): first, middle and last ones."""
 KEYFRAME_SIDE = 1280
@@ -224,8 +226,7 @@ def segments(
     ``fast``: let FFmpeg skip frames no other frame refers to (B-frames); cuts are then
     found to the nearest reference frame. Decoding is single-threaded: windows of one
     video decode in parallel on the pipeline's threads, and FFmpeg's own frame threads
-    on top cost a quarter more CPU on two cores (measured: 1.50 s vs 1.18 s per minute
-    of 720p H.264)."""
+    on top spend more CPU on handing frames over than they save on two cores."""
     av = _av()
     with _open(path) as container:
         stream = _video_stream(container)
@@ -318,13 +319,21 @@ def frame_at(path: str, seconds: float, *, max_side: int) -> Any:
         return image
 
 
+@functools.lru_cache(maxsize=16)
+def _sidecar_cues(path: str, size: int, mtime_ns: int) -> tuple[Cue, ...]:
+    """A sidecar parsed once for all the windows of its video (keyed by its fingerprint)."""
+    return tuple(read_sidecar(path))
+
+
 def subtitle_cues(path: str, start: float, end: float) -> list[Cue]:
     """Timed text for the window: sidecar ``.srt``/``.vtt`` files next to the video and
     the video's own text subtitle tracks. A broken subtitle file costs its text only."""
     cues: list[Cue] = []
     for sidecar in sidecar_paths(path):
         try:
-            cues.extend(c for c in read_sidecar(sidecar) if c.end > start and c.start < end)
+            st = os.stat(sidecar)
+            timed = _sidecar_cues(sidecar, st.st_size, st.st_mtime_ns)
+            cues.extend(c for c in timed if c.end > start and c.start < end)
         except (InputError, OSError) as exc:
             log.warning("%s: subtitles not read: %s", sidecar, exc)
     av = _av()

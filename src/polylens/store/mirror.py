@@ -34,7 +34,12 @@ MIRROR_DIR = "mirror"
 TOKEN_FILE = "token.json"
 MAX_ITEMS = 50_000
 
-_FILTER_COLUMNS = (("kinds", "kind"), ("content_hashes", "content_hash"), ("ids", "id"))
+_FILTER_COLUMNS = (
+    ("kinds", "kind"),
+    ("content_hashes", "content_hash"),
+    ("ids", "id"),
+    ("paths", "path"),
+)
 
 
 def write_mirror(store: Any, index_dir: Path, lance_dir: Path) -> bool:
@@ -130,7 +135,7 @@ class MirrorStore(Store):
         if where is None or where.is_empty():
             return table
         mask = None
-        for attr, column in (*_FILTER_COLUMNS, ("paths", "path")):
+        for attr, column in _FILTER_COLUMNS:
             values = getattr(where, attr)
             if values is None:
                 continue
