@@ -21,6 +21,7 @@ from _fault import (
     make_corpus,
     run_and_kill,
     run_index,
+    store_versions,
 )
 from _invariants import check_committed, check_consistent, files_under
 
@@ -36,10 +37,13 @@ OCR_KILLS = {4, 13, 21}  # these runs OCR images and scanned pages for real
 SETTINGS = "batch_size = 4\ncommit_every = 8\nworkers = 2\n"
 
 
-def _kill_point(rng: random.Random) -> KillPoint:
+def _kill_point(rng: random.Random, commits: int, seconds: float) -> KillPoint:
+    """A point within a run like the last one that finished (``commits`` store commits in
+    ``seconds``), so most kills land in the run's work rather than after its end however
+    fast this machine is; the floors keep some past it (a run that is finishing up)."""
     if rng.random() < 0.65:
-        return KillPoint(versions=rng.randint(1, 30), delay=rng.uniform(0.0, 0.08))
-    return KillPoint(versions=None, delay=rng.uniform(0.3, 7.0))  # startup, scan or mid-run
+        return KillPoint(versions=rng.randint(1, max(8, commits)), delay=rng.uniform(0.0, 0.08))
+    return KillPoint(versions=None, delay=rng.uniform(0.3, max(2.0, seconds)))
 
 
 def _check_hits(hits: list[Hit], rows: dict[str, list[dict]]) -> None:
@@ -84,26 +88,33 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, samples_dir: Path)
     (index_dir / "polylens.toml").write_text(SETTINGS)
     history: list[str] = []
     killed = completed = attempt = 0
+    commits, seconds = 30, 7.0  # the first run indexes everything: far more than this
     try:
         while killed < KILLS:
             attempt += 1
-            assert attempt < KILLS * 2, "too many runs finished before their kill point"
+            assert attempt < KILLS * 3, "too many runs finished before their kill point"
             if attempt % 3 == 0:
                 corpus.mutate(rng.randint(1, 6))
-            point = _kill_point(rng)
+            point = _kill_point(rng, commits, seconds)
             ocr = killed in OCR_KILLS
             if ocr:
                 point = KillPoint(versions=rng.randint(2, 6), delay=rng.uniform(0.0, 0.05))
             cmd = index_command(index_dir, corpus.root, ocr=ocr)
             history.append(f"run {attempt}: kill {point.describe()}{' (ocr)' if ocr else ''}")
+            before, started = store_versions(index_dir), time.monotonic()
             if run_and_kill(cmd, index_dir, point):
                 killed += 1
                 rows = check_committed(index_dir)
                 history[-1] += f" -> killed with {len(rows[FILES])} files committed"
             else:
                 completed += 1
+                commits = store_versions(index_dir) - before
+                seconds = time.monotonic() - started
                 rows = check_consistent(index_dir, files_under(corpus.root))
-                history[-1] += " -> finished first: index matches the files exactly"
+                history[-1] += (
+                    f" -> finished first ({commits} commits, {seconds:.1f}s):"
+                    " index matches the files exactly"
+                )
                 corpus.mutate(rng.randint(10, 20))  # new work for the next kills
             _searches_work(index_dir, rows, probe)
         summary = run_index(index_dir, corpus.root)
