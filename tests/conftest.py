@@ -102,6 +102,16 @@ def _query_towers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture(autouse=True)
+def _image_runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Likewise the image tower's export to ONNX Runtime (and its timing): in-process tests
+    run it only where marked ``image_runtime`` (tests/integration/test_image_runtime.py)."""
+    if request.node.get_closest_marker("image_runtime") is None:
+        from polylens.slots import ModelSlots
+
+        monkeypatch.setattr(ModelSlots, "prepare_image_runtimes", lambda *args, **kwargs: None)
+
+
+@pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never touch the network: a hub model that is not cached fails fast."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -31,7 +31,14 @@ from polylens.ingest.events import ProgressEvents
 from polylens.ingest.sources import normalise_root
 from polylens.lineup import Lineup
 from polylens.locking import exclusive_lock
-from polylens.meta import META_FILE, QUERY_TOWERS_DIR, IndexMeta, read_meta, write_text_atomic
+from polylens.meta import (
+    IMAGE_TOWERS_DIR,
+    META_FILE,
+    QUERY_TOWERS_DIR,
+    IndexMeta,
+    read_meta,
+    write_text_atomic,
+)
 from polylens.representations.ann import AnnSettings
 from polylens.representations.registry import RepresentationRegistry
 from polylens.search.query_image import query_digest, query_image
@@ -89,6 +96,7 @@ class Index(IndexItems, IndexAnswers):
             representations or RepresentationRegistry.with_plugins(),
         )
         self._lineup.slots.query_dir = self.path / QUERY_TOWERS_DIR
+        self._lineup.slots.image_dir = self.path / IMAGE_TOWERS_DIR
         self._meta_stamp = _stamp(self.path / META_FILE)
         self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
         self._explicit = {k: v for k, v in settings.items() if v is not None}

@@ -25,6 +25,8 @@ from polylens.store.schema import SCHEMA_VERSION
 META_FILE = "index.json"
 QUERY_TOWERS_DIR = "query-encoders"
 """Query towers exported to ONNX (``encoders.onnx_queries``), one folder per representation."""
+IMAGE_TOWERS_DIR = "image-encoders"
+"""Image towers exported to ONNX Runtime (``encoders.onnx_images``), one per representation."""
 LAST_RUN_FILE = "last_run.json"
 
 

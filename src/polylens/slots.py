@@ -69,6 +69,8 @@ class ModelSlots:
         self.warnings: list[str] = []
         self.query_dir: Path | None = None
         """Where query towers exported to ONNX live (``encoders.onnx_queries``); None: none."""
+        self.image_dir: Path | None = None
+        """Where image towers exported to ONNX live (``encoders.onnx_images``); None: none."""
         self._lock = threading.RLock()
 
     def loaded(self, rep: Representation) -> Any:
@@ -161,6 +163,32 @@ class ModelSlots:
             if announce is not None:
                 announce(f"exporting the {item.rep.model_role_label} model's query encoder")
             export(model, self.query_dir / item.rep.name, canonical)
+
+    def prepare_image_runtimes(
+        self, bound: Sequence[Any], config: IndexConfig, announce: Any = None
+    ) -> None:
+        """Before a run embeds images: run each image model's tower in ONNX Runtime where
+        ``encoder_runtime`` and this machine say so (``encoders.onnx_images``)."""
+        if self.image_dir is None:
+            return
+        from polylens.encoders.onnx_images import prepare
+
+        done: set[int] = set()
+        for item in bound:
+            model = item.model
+            if not hasattr(model, "use_image_runner") or id(model) in done:
+                continue
+            done.add(id(model))  # one model may serve several representations
+            canonical = item.rep.canonical(self.registry, item.rep.model_name(config) or "none")
+            runner = prepare(
+                model,
+                self.image_dir / item.rep.name,
+                canonical,
+                runtime=config.encoder_runtime,
+                precision=config.precision,
+                announce=announce,
+            )
+            model.use_image_runner(runner)
 
     def record(
         self,

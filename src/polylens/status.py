@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from polylens.config import IndexConfig
 from polylens.lineup import Lineup
-from polylens.meta import LAST_RUN_FILE, QUERY_TOWERS_DIR, IndexMeta, ModelRecord
+from polylens.meta import IMAGE_TOWERS_DIR, LAST_RUN_FILE, QUERY_TOWERS_DIR, IndexMeta, ModelRecord
 from polylens.representations.base import Representation
 from polylens.store.base import FILES, ITEMS, Filter, Store
 from polylens.types import (
@@ -51,7 +52,20 @@ def index_status(
             for tower in sorted((path / QUERY_TOWERS_DIR).glob("*"))
             if (tower / "meta.json").is_file()
         },
+        image_encoders=_image_encoders(path / IMAGE_TOWERS_DIR),
     )
+
+
+def _image_encoders(folder: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for tower in sorted(folder.glob("[!.]*")):
+        try:
+            choice = json.loads((tower / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        keep = ("runtime", "precision", "decided", "torch_ms", "onnx_ms", "min_cosine")
+        out[tower.name] = {k: choice.get(k) for k in keep} | {"bytes": _tree_size(tower)}
+    return out
 
 
 def _rep_info(

@@ -216,6 +216,9 @@ class IndexStatus:
     representations: list[RepresentationInfo] = field(default_factory=list)
     query_towers: dict[str, int] = field(default_factory=dict)
     """Bytes of each representation's query tower exported to ONNX (searches without torch)."""
+    image_encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What runs each image model on this index's CPU runs (``encoder_runtime``): runtime,
+    precision, the timings it was chosen by, and bytes on disk."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

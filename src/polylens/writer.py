@@ -102,6 +102,7 @@ class IndexWriter:
                         slots.warnings.append(caveat)
         if self.config.query_towers:
             slots.export_query_towers(bound, self.config, announce=self.events.phase)
+        slots.prepare_image_runtimes(bound, self.config, announce=self.events.phase)
         ocr = None
         if self.config.ocr:
             self.events.phase("loading OCR")

@@ -79,9 +79,7 @@ def test_oracle_run_scores_one(cranfield_subset: EvalDataset) -> None:
     }
 
 
-def test_karpathy_image_text_eval_with_tiny_clip(
-    tmp_path: Path, tiny_clip_dir: Path, samples_dir: Path
-) -> None:
+def _karpathy_samples(tmp_path: Path, samples_dir: Path) -> Path:
     images = tmp_path / "images"
     shutil.copytree(samples_dir / "photos", images)
     data = {
@@ -98,6 +96,13 @@ def test_karpathy_image_text_eval_with_tiny_clip(
     }
     karpathy = images / "dataset_samples.json"
     karpathy.write_text(json.dumps(data))
+    return karpathy
+
+
+def test_karpathy_image_text_eval_with_tiny_clip(
+    tmp_path: Path, tiny_clip_dir: Path, samples_dir: Path
+) -> None:
+    karpathy = _karpathy_samples(tmp_path, samples_dir)
     out = tmp_path / "out"
     proc = subprocess.run(
         [
@@ -129,6 +134,39 @@ def test_karpathy_image_text_eval_with_tiny_clip(
     assert report["queries"] == 5 and report["documents"] == 5
     assert (out / "recall_at_k.png").stat().st_size > 1000
     assert (out / "report.json").is_file() and list(out.glob("run.*.trec"))
+
+
+def test_int8_rankings_compared_with_fp32(
+    tmp_path: Path, tiny_clip_dir: Path, samples_dir: Path
+) -> None:
+    """`--precision int8` indexes the data again with the int8 image encoder, beside the
+    fp32 index, and reports how far each configuration's rankings moved."""
+    karpathy = _karpathy_samples(tmp_path, samples_dir)
+    command = [
+        sys.executable, "-m", "polylens", "eval", str(karpathy), "--work", str(tmp_path / "w"),
+        "--image-model", str(tiny_clip_dir), "--text-model", "none", "--no-ocr",
+        "--precision", "int8",
+    ]  # fmt: skip
+    proc = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = report["precision"]["rows"]
+    assert report["precision"]["precision"] == "int8"
+    assert [r["configuration"] for r in rows] == [r["name"] for r in report["results"]]
+    for row in rows:
+        assert 0.0 <= row["overlap_at_10"] <= 1.0 and 0.0 <= row["same_first"] <= 1.0
+        assert set(row["metric_change"]) == set(report["results"][0]["metrics"])
+    meta = json.loads(
+        (tmp_path / "w" / "index-int8" / "image-encoders" / "image" / "meta.json").read_text()
+    )
+    assert meta["precision"] == "int8" and meta["runtime"] == "onnx"
+    assert not (tmp_path / "w" / "index" / "image-encoders" / "image" / "int8.onnx").exists()
+    table = subprocess.run(command, capture_output=True, text=True, timeout=600)  # reuses both
+    assert table.returncode == 0, table.stderr
+    assert "int8 image encoder against fp32" in table.stdout and "top-10 kept" in table.stdout
+    bad = subprocess.run([*command[:-1], "int4"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "precision must be one of fp32, int8" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
 
 
 def test_cli_scores_external_trec_runs_and_qrels(

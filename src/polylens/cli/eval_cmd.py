@@ -95,6 +95,15 @@ def eval_(
             "the index's polylens.toml.",
         ),
     ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="int8: also index with the int8 image encoder, beside, and show how far "
+            'its rankings move from fp32\'s (before you set precision = "int8").',
+            metavar="P",
+        ),
+    ] = None,
     ask: Annotated[
         bool,
         typer.Option(
@@ -188,6 +197,7 @@ def eval_(
             seed=seed,
             on_config=None if as_json else (lambda name: err_console.print(f"running {name}…")),
             tune=tune,
+            precision=precision,
         )
         for path in run or []:
             add_external_run(report, data, f"run:{path.name}", read_trec_run(path), metrics)
@@ -231,6 +241,8 @@ def eval_(
     print_table(hub)
     if report.tuning is not None:
         _print_tuning(report.tuning)
+    if report.precision is not None:
+        _print_precision(report.precision, metrics)
     for path in written:
         err_console.print(f"wrote {path}")
 
@@ -262,3 +274,15 @@ def _print_tuning(tuning: Any) -> None:
     )
     if tuning.written:
         err_console.print(f"wrote the tuned settings to {tuning.written}")
+
+
+def _print_precision(precision: Any, metrics: list[str]) -> None:
+    table = Table(title=f"{precision.precision} image encoder against fp32", header_style="bold")
+    for column in ("configuration", "top-10 kept", "same first hit", *(f"Δ {m}" for m in metrics)):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for row in precision.rows:
+        changes = (f"{row.metric_change.get(m, 0.0):+.4f}" for m in metrics)
+        table.add_row(
+            row.configuration, f"{row.overlap_at_10:.1%}", f"{row.same_first:.1%}", *changes
+        )
+    print_table(table)

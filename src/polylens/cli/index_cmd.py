@@ -170,6 +170,22 @@ def index(
     device: Annotated[
         str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")
     ] = None,
+    encoder_runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="Image model on a CPU: auto (ONNX Runtime when a timed batch is faster), "
+            "onnx, or torch.",
+            metavar="RUNTIME",
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="fp32, or int8 (opt-in: faster, coarser; try `polylens eval --precision "
+            "int8` first).",
+            metavar="P",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Items per model forward pass.", metavar="N")
     ] = None,
@@ -200,6 +216,8 @@ def index(
             without=_names(without),
             ocr=ocr,
             device=device,
+            encoder_runtime=encoder_runtime,
+            precision=precision,
             batch_size=batch_size,
             workers=workers,
         )

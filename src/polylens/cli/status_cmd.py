@@ -94,6 +94,17 @@ def print_status(st: IndexStatus) -> None:
     if st.query_towers:
         towers = ", ".join(f"{name} {_size(size)}" for name, size in st.query_towers.items())
         out.print(f"query encoders (ONNX: searches without torch): {towers}", highlight=False)
+    for name, enc in st.image_encoders.items():
+        timed = ""
+        if enc.get("torch_ms") and enc.get("onnx_ms"):
+            timed = (
+                f", timed {enc['onnx_ms']:.1f} ms an image against torch's {enc['torch_ms']:.1f}"
+            )
+        out.print(
+            f"{name} encoder runs on {'ONNX Runtime' if enc['runtime'] == 'onnx' else 'torch'} "
+            f"({enc['precision']}{timed})",
+            highlight=False,
+        )
     explained = []
     for m in st.models:
         if m.reason and m.reason != m.summary:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ import numpy as np
 from polylens._lazy import import_or_raise
 from polylens.encoders.base import ImageTextEncoder
 from polylens.encoders.device import pick_device
+from polylens.encoders.onnx_images import ImageTower, probe_images
 from polylens.encoders.onnx_queries import QueryTower
 from polylens.errors import ModelError
 
@@ -171,6 +172,8 @@ class TransformersImageText(ImageTextEncoder):
         self.fast_prep = FastImagePrep.create(self._image_processor)
         # One forward pass at a time per model: torch already uses every core for one.
         self._lock = threading.Lock()
+        self.image_runner: Callable[[np.ndarray], np.ndarray] | None = None
+        """ONNX Runtime's image tower when the run chose it (``encoders.onnx_images``)."""
         self.dim = int(self._embed_text_batch(["a photo"]).shape[1])
 
     def prepare_image(self, image: Image.Image) -> Any:
@@ -181,22 +184,55 @@ class TransformersImageText(ImageTextEncoder):
         """
         return image if self.fast_prep is None else self.fast_prep.prepare_image(image)
 
-    def _embed_image_batch(self, images: Sequence[Any]) -> np.ndarray:
-        torch = self._torch
+    def _pixels(self, images: Sequence[Any]) -> Any:
+        """What the image tower takes: a float32 (N, 3, H, W) array or tensor."""
         if self.fast_prep is not None:
             prep = self.fast_prep
             arrays = [im if isinstance(im, np.ndarray) else prep.prepare_image(im) for im in images]
-            pixels = torch.from_numpy(prep.to_pixels(arrays))
-        else:
-            inputs = self._image_processor(
-                images=[im.convert("RGB") for im in images], return_tensors="pt"
-            )
-            pixels = inputs["pixel_values"]
+            return prep.to_pixels(arrays)
+        inputs = self._image_processor(
+            images=[im.convert("RGB") for im in images], return_tensors="pt"
+        )
+        return inputs["pixel_values"]
+
+    def _embed_image_batch(self, images: Sequence[Any]) -> np.ndarray:
+        pixels = self._pixels(images)
+        if self.image_runner is not None:
+            return self.image_runner(np.asarray(pixels, dtype=np.float32))
+        return self.embed_pixels(pixels)
+
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        """The image tower in torch, on pixels from :meth:`_pixels` (not normalised)."""
+        torch = self._torch
+        if isinstance(pixels, np.ndarray):
+            pixels = torch.from_numpy(pixels)
         pixels = pixels.to(self.device, dtype=self._dtype)
         with self._lock, torch.inference_mode():
             out = self._model.get_image_features(pixel_values=pixels)
         feats = _features(out, torch, "image_embeds", "pooler_output")
         return feats.float().cpu().numpy()
+
+    def image_tower(self) -> ImageTower:
+        """The image tower for ONNX Runtime (``encoders.onnx_images``), with probe pixels
+        made by this model's own preprocessing."""
+        torch = self._torch
+        model = self._model
+
+        class Tower(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, pixel_values: Any) -> Any:
+                out = self.model.get_image_features(pixel_values=pixel_values)
+                return _features(out, torch, "image_embeds", "pooler_output")
+
+        pixels = np.asarray(self._pixels(probe_images()), dtype=np.float32)
+        return ImageTower(Tower(), pixels)
+
+    def use_image_runner(self, runner: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """Run the image tower with ``runner`` (pixels to embeddings) instead of torch."""
+        self.image_runner = runner
 
     def query_tower(self) -> QueryTower | None:
         """The text tower for ONNX export (``encoders.onnx_queries``), with the inputs and

@@ -77,10 +77,14 @@ class EvalReport:
     runs: dict[str, Run] = field(default_factory=dict, repr=False)
     tuning: Any = None
     """What ``--tune`` found (a :class:`polylens.eval.tune.TuneReport`), or None."""
+    precision: Any = None
+    """What ``--precision`` changed (a :class:`polylens.eval.precision.PrecisionReport`)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("runs")
+        if self.precision is not None:
+            data["precision"] = self.precision.to_dict()
         return data
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from polylens.config import PRECISIONS
 from polylens.engine import open_index
+from polylens.errors import InputError
 from polylens.eval.datasets import EvalDataset
 from polylens.eval.materialize import materialize
 from polylens.eval.runner import DEFAULT_METRICS, EvalReport, evaluate_index
@@ -33,13 +35,19 @@ def evaluate_dataset(
     events: ProgressEvents | None = None,
     on_config: Callable[[str], None] | None = None,
     tune: bool = False,
+    precision: str | None = None,
 ) -> tuple[EvalReport, RunSummary]:
     """Index ``dataset`` (incrementally: a second call reuses the index) and evaluate it;
     with ``tune``, also search fusion settings on its judgments and write the best to the
-    index's polylens.toml (``report.tuning``)."""
+    index's polylens.toml (``report.tuning``); with ``precision`` (``int8``), also index it
+    with the image encoder at that precision, beside, and compare the rankings
+    (``report.precision``)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     work = work_dir or default_work_dir(dataset)
     mapping = materialize(dataset, work / "corpus")
-    with open_index(index_dir or work / "index", **(settings or {})) as index:
+    main_dir = index_dir or work / "index"
+    with open_index(main_dir, **(settings or {})) as index:
         summary = index.add([work / "corpus"], events=events)
         index.warm()  # every query answered by the same (in-memory) path
         report = evaluate_index(
@@ -59,4 +67,51 @@ def evaluate_dataset(
                 on_config("fusion tuning")
             report.tuning = tune_fusion(index, dataset, mapping)
             write_tuned(index.path, report.tuning)
+    if precision not in (None, "fp32"):
+        if index.config.precision != "fp32":
+            raise InputError(
+                f"--precision compares with fp32, but the index at {main_dir} is {index.config.precision}"
+            )
+        report.precision = _compare_precision(
+            dataset,
+            mapping,
+            work,
+            main_dir,
+            settings,
+            report,
+            precision,
+            events,
+            on_config,
+            metrics,
+        )
     return report, summary
+
+
+def _compare_precision(
+    dataset: EvalDataset,
+    mapping: dict[str, str],
+    work: Path,
+    main_dir: Path,
+    settings: dict[str, Any] | None,
+    reference: EvalReport,
+    precision: str,
+    events: ProgressEvents | None,
+    on_config: Callable[[str], None] | None,
+    metrics: Sequence[str],
+) -> Any:
+    from polylens.eval.precision import compare
+
+    lower = {**(settings or {}), "precision": precision, "encoder_runtime": "onnx"}
+    names = [result.name for result in reference.results if not result.name.endswith("+rerank")]
+    with open_index(main_dir.with_name(f"{main_dir.name}-{precision}"), **lower) as index:
+        index.add([work / "corpus"], events=events)
+        index.warm()
+        other = evaluate_index(
+            index,
+            dataset,
+            mapping,
+            configs=names,
+            metrics=metrics,
+            on_config=(lambda name: on_config(f"{name} ({precision})")) if on_config else None,
+        )
+    return compare(reference, other, precision)
