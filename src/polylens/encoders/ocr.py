@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from polylens._lazy import import_or_raise
+from polylens.encoders.ocr_pages import PageReader, crop_lines
 from polylens.encoders.respace import respace_line
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ NEARLY_FLAT = 0.86
 CHECK_BOXES = 4
 """Largest presence boxes the check step tries to read."""
 MIN_SCORE = 0.5
-BOX_THRESHOLD = 0.5
-"""Mean text probability inside a detected box (PP-OCR's own default)."""
 
 
 class RapidOcr:
@@ -58,19 +57,10 @@ class RapidOcr:
         # engine would only oversubscribe the cores.
         self.threads_per_engine = threads_per_engine
 
-    def _engine(self) -> Any:
+    def _engine(self) -> PageReader:
         engine = getattr(self._local, "engine", None)
         if engine is None:
-            engine = self._module.RapidOCR(
-                intra_op_num_threads=self.threads_per_engine,
-                inter_op_num_threads=self.threads_per_engine,
-            )
-            self._local.engine = engine
-            from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
-
-            self._local.boxes_from_map = DBPostProcess(
-                thresh=0.3, box_thresh=BOX_THRESHOLD, unclip_ratio=1.6, use_dilation=True
-            )
+            engine = self._local.engine = PageReader(self.threads_per_engine)
         return engine
 
     @staticmethod
@@ -95,10 +85,8 @@ class RapidOcr:
         shrinking = net_w < width and net_h < height
         resample = PILImage.Resampling.BOX if shrinking else PILImage.Resampling.BILINEAR
         small = rgb.resize((net_w, net_h), resample)
-        bgr = np.asarray(small, dtype=np.float32)[:, :, ::-1]
-        batch = np.ascontiguousarray((bgr * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None])
-        probability = engine.text_det.infer(batch)[0]
-        boxes, _scores = self._local.boxes_from_map(probability, (height, width))
+        probability = engine.probability(np.asarray(small)[:, :, ::-1])
+        boxes, _scores = engine.boxes_from_map(probability, (height, width))
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2)
 
     def readable(self, image: Image.Image, boxes: np.ndarray) -> bool:
@@ -113,8 +101,7 @@ class RapidOcr:
         if not order:
             return False
         largest = boxes[order]
-        crops = engine.get_crop_img_list(self._to_bgr(image), list(largest))
-        results, _ = engine.text_rec(crops)
+        results = engine.recognise(crop_lines(self._to_bgr(image), largest))
         return any(_is_text(text, float(score)) for text, score in results)
 
     def has_text(
@@ -157,26 +144,21 @@ class RapidOcr:
                 full = full_image() if full_image is not None else image
             return full
 
+        # A page without a text layer, or a picture that looks like one, is read as a
+        # document: detected at its own size, lines recognised 44 px tall (ocr_pages).
+        document = True
         if check_presence:
-            side = None
-            if looks_like_document(image):
-                # enlarged when smaller: the glyphs of a page rendered small are a few
-                # pixels tall, under what the detector sees (rapidocr's full pass enlarges
-                # such a page to a 736-px short side anyway)
-                side = DOCUMENT_SIDE
+            document = looks_like_document(image)
+            # enlarged when smaller: the glyphs of a page rendered small are a few pixels
+            # tall, under what the detector sees
+            side = DOCUMENT_SIDE if document else None
             if not self.has_text(image, full=full_picture, side=side):
                 return ""
-        result, _ = self._engine()(
-            self._to_bgr(full_picture()), use_det=True, use_cls=False, use_rec=True
-        )
-        if not result:
-            return ""
         lines = []
-        for entry in result:
-            box, text, score = entry[0], entry[1], float(entry[2])
+        for box, text, score in self._engine()(self._to_bgr(full_picture()), document=document):
             if _is_text(text, score):
-                top = min(point[1] for point in box)
-                left = min(point[0] for point in box)
+                top = float(box[:, 1].min())
+                left = float(box[:, 0].min())
                 lines.append((top, left, respace_line(text.strip())))
         return _reading_order(lines)
 
