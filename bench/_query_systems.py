@@ -335,8 +335,9 @@ def measure_lance(
     else:
         # No raw tables at this size (their IVF_HNSW_SQ build alone takes many minutes on
         # 2 cores): query polylens's own LanceDB tables directly through lancedb instead.
-        from polylens.store.base import ITEMS, VEC_IMAGE
+        from polylens.store.base import ITEMS
 
+        VEC_IMAGE = "vec_image"  # noqa: N806 - the image-text representation's collection
         pdir = polylens_dir(work, n) / "lance"
         db = lancedb.connect(str(pdir))
         source = f"{pdir} (polylens store tables, queried through lancedb directly)"
@@ -469,9 +470,12 @@ def build_polylens(corpus: Corpus, work: Path, n: int, budget_s: float, upsert_b
     """Write files/items/vec_image through LanceStore.upsert, index.json, then optimize."""
     from polylens import __version__
     from polylens.config import IndexConfig
-    from polylens.meta import IndexMeta, ModelRecord, write_meta
-    from polylens.store.base import FILES, ITEMS, VEC_IMAGE
+    from polylens.meta import IndexMeta, write_meta
+    from polylens.store.base import FILES, ITEMS
     from polylens.store.lance import LanceStore
+    from polylens.store.schema import SCHEMA_VERSION
+
+    VEC_IMAGE = "vec_image"  # noqa: N806 - the image-text representation's collection
 
     root = polylens_dir(work, n)
     state_path = work / f"polylens_{n}.state.json"
@@ -565,11 +569,14 @@ def build_polylens(corpus: Corpus, work: Path, n: int, budget_s: float, upsert_b
         cfg = IndexConfig()
         write_meta(
             root,
-            IndexMeta(
-                polylens_version=__version__,
-                image_model=ModelRecord(name=IMAGE_MODEL, resolved="fake:512", dim=DIM),
-                text_model=ModelRecord(name="none", resolved="none", dim=None),
-                roots=["/bench/files"],
+            IndexMeta.from_dict(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "polylens_version": __version__,
+                    "image_model": {"name": IMAGE_MODEL, "resolved": "fake:512", "dim": DIM},
+                    "text_model": {"name": "none", "resolved": "none", "dim": None},
+                    "roots": ["/bench/files"],
+                }
             ),
         )
         state["ann_min_rows"] = cfg.ann_min_rows

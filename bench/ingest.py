@@ -177,6 +177,30 @@ def main() -> None:
         ocr="off",
         **common,
     )
+    # the default (encoder_runtime auto) against torch forced and the int8 opt-in
+    run(
+        "polylens, OCR off, torch",
+        me,
+        "polylens",
+        corpus=photos,
+        model=hf_model,
+        work=index,
+        ocr="off",
+        encoder_runtime="torch",
+        **common,
+    )
+    run(
+        "polylens, OCR off, int8",
+        me,
+        "polylens",
+        corpus=photos,
+        model=hf_model,
+        work=index,
+        ocr="off",
+        encoder_runtime="onnx",
+        precision="int8",
+        **common,
+    )
     run(
         "polylens, OCR on",
         me,
@@ -271,6 +295,13 @@ def report(runs: dict[str, dict], args: argparse.Namespace) -> None:
             print(f"  {name} stage seconds (summed over threads): {stages}")
         if "note" in r:
             print(f"  {name}: {r['note']}")
+        chosen = r.get("image_runtime")
+        if isinstance(chosen, dict):
+            print(
+                f"  {name}: image tower on {chosen['runtime']} ({chosen['precision']}, "
+                f"{chosen['decided']}; timed torch {chosen['torch_ms']} / onnx "
+                f"{chosen['onnx_ms']} ms per image; cosine to eager {chosen['min_cosine']})"
+            )
     on = runs.get("polylens, OCR on", {}).get("rate")
     if on and off:
         print(

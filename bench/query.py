@@ -46,11 +46,13 @@ STEPS = (
     "lance",
     "polylens",
     "encoders",
+    "e2e",
 )
 
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 20.0
 TARGET_RECALL = 0.95
+TARGET_E2E_P50_MS = 15.0
 
 
 def load_results() -> dict:
@@ -151,6 +153,12 @@ def run_steps(args: argparse.Namespace) -> int:
                     res = measure_faiss(WORK, n, q, gt, n_single)
                 elif step == "lance":
                     res = measure_lance(WORK, n, q, gt, n_single, args.sweep_queries, tables)
+                elif step == "e2e":
+                    from _query_e2e import measure_e2e
+
+                    res = measure_e2e(
+                        WORK, n, list(q["texts"]), min(n_single, args.polylens_single)
+                    )
                 elif step == "polylens":
                     res = measure_polylens(
                         WORK,
@@ -308,6 +316,7 @@ def print_report(results: dict) -> None:
         for r in [header, ["-" * w for w in widths], *rows]:
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
         _print_checks(int(key), entry)
+        _print_e2e(entry.get("e2e"))
     if "encoders" in results:
         print("\n### text-query encoding (single query, CPU)")
         enc = results["encoders"]
@@ -316,6 +325,24 @@ def print_report(results: dict) -> None:
                 print(
                     f"  {threads}  {name:55s} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
                 )
+
+
+def _print_e2e(e2e: dict | None) -> None:
+    """Goal 3 of issue 18: a text query end to end (encode + search + fuse), warm."""
+    if not e2e:
+        return
+    print("  end to end (query encoded by ONNX Runtime, then searched and fused):")
+    for mode, lat in e2e["modes"].items():
+        print(f"    {mode:18s} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms")
+    for name in ("clip_encode_only", "minilm_encode_only"):
+        lat = e2e[name]
+        print(f"    {name:18s} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms")
+    fused = e2e["modes"]["fused"]["p50_ms"]
+    print(
+        f"  check (e2e): fused p50 {fused:.2f} ms (<= {TARGET_E2E_P50_MS}): "
+        f"{'met' if fused <= TARGET_E2E_P50_MS else 'MISSED'}; with MiniLM's encode added "
+        f"(a sum of parts) {e2e['with_minilm_p50_ms_sum']:.2f} ms"
+    )
 
 
 def _print_checks(n: int, entry: dict) -> None:
