@@ -167,60 +167,19 @@ def main() -> None:
 
     run("bare forward", me, "bare", corpus=photos, model=hf_model, n=args.bare_n, **common)
     index = WORK / "ingest-index"
-    run(
-        "polylens, OCR off",
-        me,
-        "polylens",
-        corpus=photos,
-        model=hf_model,
-        work=index,
-        ocr="off",
-        **common,
-    )
-    # the default (encoder_runtime auto) against torch forced and the int8 opt-in
-    run(
-        "polylens, OCR off, torch",
-        me,
-        "polylens",
-        corpus=photos,
-        model=hf_model,
-        work=index,
-        ocr="off",
-        encoder_runtime="torch",
-        **common,
-    )
-    run(
-        "polylens, OCR off, int8",
-        me,
-        "polylens",
-        corpus=photos,
-        model=hf_model,
-        work=index,
-        ocr="off",
-        encoder_runtime="onnx",
-        precision="int8",
-        **common,
-    )
-    run(
-        "polylens, OCR on",
-        me,
-        "polylens",
-        corpus=photos,
-        model=hf_model,
-        work=index,
-        ocr="on",
-        **common,
-    )
-    run(
-        "polylens pages, OCR on",
-        me,
-        "polylens",
-        corpus=pages,
-        model=hf_model,
-        work=index,
-        ocr="on",
-        **common,
-    )
+    # the default (encoder_runtime auto), torch forced and the int8 opt-in; then OCR on
+    variants = {
+        "polylens, OCR off": (photos, {"ocr": "off"}),
+        "polylens, OCR off, torch": (photos, {"ocr": "off", "encoder_runtime": "torch"}),
+        "polylens, OCR off, int8": (
+            photos,
+            {"ocr": "off", "encoder_runtime": "onnx", "precision": "int8"},
+        ),
+        "polylens, OCR on": (photos, {"ocr": "on"}),
+        "polylens pages, OCR on": (pages, {"ocr": "on"}),
+    }
+    for name, (corpus, options) in variants.items():
+        run(name, me, "polylens", corpus=corpus, model=hf_model, work=index, **options, **common)
 
     peers_python: Path | str = "not run (--no-peers)"
     if not args.no_peers:
