@@ -18,7 +18,7 @@ from polylens.ingest.pipeline import Ingestor, Models
 from polylens.lineup import Lineup
 from polylens.meta import LAST_RUN_FILE, IndexMeta, write_json_atomic, write_meta
 from polylens.representations.ann import AnnSettings
-from polylens.representations.base import Bound, Representation
+from polylens.representations.base import Bound, Representation, picture_side
 from polylens.search.snapshot import refresh_derived
 from polylens.store.base import Store
 from polylens.types import RunSummary
@@ -139,7 +139,13 @@ class IndexWriter:
         todo = [b for b in bound if b.name in wanted]
         if not todo:
             return
-        backfill = BackFill(self.store, self.config, clock=ingestor.clock, events=self.events)
+        backfill = BackFill(
+            self.store,
+            self.config,
+            clock=ingestor.clock,
+            events=self.events,
+            side=picture_side(bound),
+        )
         ingestor.summary.items_backfilled += backfill.run(todo)
         ingestor.summary.warnings.extend(backfill.problems)
         for one in todo:

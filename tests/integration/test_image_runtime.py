@@ -151,3 +151,13 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "precision must be one of fp32, int8" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_the_model_says_what_picture_side_it_reads(tiny_clip_dir: Path) -> None:
+    """Photos are decoded at this side when OCR is off (``ingest.units.decode_side``)."""
+    from polylens.encoders.registry import ModelRegistry
+    from polylens.representations.image_text import ImageText
+
+    model = ModelRegistry().load_image_text(str(tiny_clip_dir), device="cpu", batch_size=4)
+    assert model.input_side == 32  # the tiny model's image_size
+    assert ImageText().picture_side(model) == 32

@@ -176,6 +176,16 @@ class TransformersImageText(ImageTextEncoder):
         """ONNX Runtime's image tower when the run chose it (``encoders.onnx_images``)."""
         self.dim = int(self._embed_text_batch(["a photo"]).shape[1])
 
+    @property
+    def input_side(self) -> int | None:
+        """The short side of the pictures the image tower sees (after resize and crop);
+        None when the processor is one :class:`FastImagePrep` does not reproduce."""
+        prep = self.fast_prep
+        if prep is None:
+            return None
+        sides = [prep.shortest_edge or 0, *(prep.size or ()), *(prep.crop or ())]
+        return max(sides) or None
+
     def prepare_image(self, image: Image.Image) -> Any:
         """The part of preprocessing that can run ahead, on any thread.
 

@@ -40,9 +40,13 @@ class BackFill:
         *,
         clock: StageClock,
         events: ProgressEvents,
+        side: int | None = None,
     ) -> None:
         self.store = store
         self.config = config
+        self.side = side
+        """Short side pictures are decoded at: the run's, over all its representations, so
+        a back-filled vector is the one a run computes for the same picture."""
         self.clock = clock
         self.events = events
         self.problems: list[str] = []
@@ -134,6 +138,7 @@ class BackFill:
             ocr=None,
             clock=self.clock,
             prepare=pixel_preparers([one]),
+            picture_side=self.side,
             video_reps=[one.name] if "video" in one.rep.kinds else [],
         )
         ahead = max(2, self.config.batch_size)

@@ -38,7 +38,7 @@ from polylens.ingest.sources import (
 )
 from polylens.ingest.tasks import Piece, Plan, Task, file_row, yield_to_the_encoder
 from polylens.ingest.units import StageClock, Unit, UnitMaker, reason_of
-from polylens.representations.base import Bound, pixel_preparers
+from polylens.representations.base import Bound, picture_side, pixel_preparers
 from polylens.store.base import FILES, ITEMS, Filter, Store, chunked
 from polylens.types import FileFailure, RunSummary
 
@@ -288,6 +288,7 @@ class Ingestor:
             speech=self.speech,
             clock=self.clock,
             prepare=pixel_preparers(self.bound),
+            picture_side=picture_side(self.bound),
             video_reps=[b.name for b in self.bound if "video" in b.rep.kinds],
         )
         pending: list[Unit] = []

@@ -49,6 +49,15 @@ CLIP_RENDER_SIDE = 1024
 OCR_RENDER_SIDE = 2400
 
 
+def decode_side(needed: int | None, *, ocr: bool) -> int:
+    """The short side a photo is decoded at: what its representations need when they say
+    (a CLIP B/32 reads 224 px: a 12-megapixel JPEG then decodes at an eighth of its size),
+    never less than what OCR's presence pass reads when OCR runs."""
+    if needed is None or ocr:
+        return max(MODEL_DECODE_SIDE, needed or 0)
+    return needed
+
+
 def item_id(content_hash: str, kind: str, number: int | None) -> str:
     """Deterministic ids, so a re-run after a crash skips what is already committed (a
     video segment is numbered by its start in milliseconds)."""
@@ -71,8 +80,13 @@ class UnitMaker:
         speech: Any = None,
         prepare: dict[str, Callable[[Any], Any]] | None = None,
         video_reps: Sequence[str] | None = None,
+        picture_side: int | None = None,
     ) -> None:
         self.config = config
+        # by the index's setting, not by whether this pass runs OCR: a back-fill (no OCR)
+        # must compute the vectors a run of this index computes
+        self.decode_side = decode_side(picture_side, ocr=config.ocr)
+        """Short side a photo is decoded at (JPEG: at reduced scale where it allows)."""
         self.prepare = prepare or {}
         self.want_images = bool(self.prepare)
         self.prepare_frames = {
@@ -98,7 +112,7 @@ class UnitMaker:
             path,
             max_pixels=self.config.max_image_pixels,
             max_side=self.config.max_image_side,
-            min_side=MODEL_DECODE_SIDE if reduced else None,
+            min_side=self.decode_side if reduced else None,
         )
 
     def _full_picture(self, path: str, reduced: Any) -> Any:

@@ -186,6 +186,11 @@ class Representation(ABC):
         """This representation's input from a decoded picture (runs on decode threads)."""
         return picture
 
+    def picture_side(self, model: Any) -> int | None:
+        """The short side, in pixels, a picture needs for :meth:`prepare` to see all it
+        uses; None: not known (the picture is decoded at a generous default)."""
+        return None
+
     def wants(self, item: dict[str, Any], config: IndexConfig) -> bool:
         """Whether an item (a stored row: kind, text) should have data of this one."""
         if item["kind"] not in self.kinds:
@@ -263,6 +268,15 @@ class Bound:
     @property
     def name(self) -> str:
         return self.rep.name
+
+
+def picture_side(bound: Sequence[Bound]) -> int | None:
+    """The short side a photo must be decoded at for every pixel-reading representation;
+    None when one of them does not say (then the decoder's default applies)."""
+    sides = [b.rep.picture_side(b.model) for b in bound if b.rep.needs.pixels]
+    if not sides or any(side is None for side in sides):
+        return None
+    return max(side for side in sides if side is not None)
 
 
 def pixel_preparers(bound: Sequence[Bound]) -> dict[str, Any]:

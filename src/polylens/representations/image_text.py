@@ -57,6 +57,10 @@ class ImageText(DenseRepresentation):
         prepare = getattr(model, "prepare_image", None)
         return picture if prepare is None else prepare(picture)
 
+    def picture_side(self, model: Any) -> int | None:
+        side = getattr(model, "input_side", None)
+        return int(side) if side else None
+
     def wants(self, item: dict[str, Any], config: IndexConfig) -> bool:
         if item["kind"] in PICTURE_KINDS:
             return True

@@ -52,6 +52,12 @@ def radii(threshold: int | None) -> dict[str, int]:
 SCHEMA = representation_schema(pa.field("hash", pa.int64(), nullable=False))
 
 
+PHASH_PICTURE_SIDE = 128
+"""Short side a photo is decoded at for its hash: the hash reads a 32 x 32 reduction, and
+from four times that it differs from a full decode's by a few bits, far inside the
+near-copy radius (tests/unit/test_decode_side.py measures it on real photos)."""
+
+
 @dataclass
 class HashTable:
     """Every stored hash in memory (8 bytes an item): a query scans them all with XOR and
@@ -126,6 +132,9 @@ class PerceptualHash(Representation):
 
     def prepare(self, model: Any, picture: Any) -> Any:
         return dct_hash(picture)
+
+    def picture_side(self, model: Any) -> int | None:
+        return PHASH_PICTURE_SIDE
 
     def ensure_storage(self, store: Store, model: Any) -> None:
         store.ensure_collection(self.collection, schema=SCHEMA)
