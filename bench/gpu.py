@@ -86,7 +86,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--deadline", type=float, help="no row starts after this (420 s / 3600)")
     p.add_argument("--pipelines", default=",".join(PIPELINES))
     p.add_argument("--compare", type=int, default=256, help="images in the full-decode check")
-    p.add_argument("--draft-side", type=int, help="polylens's MODEL_DECODE_SIDE (512)")
+    p.add_argument(
+        "--draft-side",
+        type=int,
+        help="short side the polylens row decodes at (default: the product's, OCR off: "
+        "the model's input side)",
+    )
     p.add_argument("--work", type=Path, default=ROOT / ".bench-work")
     p.add_argument("--model", type=Path, help="saved model (default: built under --work)")
     p.add_argument("--photos", type=Path, help="folder of scikit-image's sample photos")
@@ -147,7 +152,8 @@ def run(args, torch, cuda: bool, started: float) -> int:
     from polylens.config import IndexConfig
     from polylens.encoders.clip import FastImagePrep, TransformersImageText, _features
     from polylens.ingest.images import load_image
-    from polylens.ingest.units import MODEL_DECODE_SIDE
+    from polylens.ingest.units import decode_side
+    from polylens.representations.phash import PHASH_PICTURE_SIDE
 
     t = time.perf_counter()
     images = image_set(
@@ -206,7 +212,10 @@ def run(args, torch, cuda: bool, started: float) -> int:
     add = torch.from_numpy(prep.add).to(dev)[None]
     crop = prep.crop or prep.size
     config = IndexConfig()
-    draft = args.draft_side or MODEL_DECODE_SIDE
+    # what `polylens index` does with OCR off: the image model's and the hash's side
+    draft = args.draft_side or decode_side(
+        max(encoder.input_side or 0, PHASH_PICTURE_SIDE), ocr=False
+    )
 
     def load(path, min_side):
         return load_image(
