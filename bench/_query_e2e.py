@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from _query_data import DIM
-from _query_systems import IMAGE_MODEL, K, latency, polylens_dir
+from _query_systems import IMAGE_MODEL, K, bench_registry, latency, polylens_dir
 
 MODES = {
     "fused": {},
@@ -54,39 +53,6 @@ def _towers(work: Path) -> tuple[Any, Any]:
     return clip, minilm
 
 
-def _registry(tower: Any) -> Any:
-    from polylens.encoders.base import ImageTextEncoder
-    from polylens.encoders.registry import ModelRegistry
-
-    class OnnxQueries(ImageTextEncoder):
-        """The bench index's image-text model: queries through the exported tower."""
-
-        name = IMAGE_MODEL
-        resolved = "fake:512"
-        dim = DIM
-
-        def _embed_image_batch(self, images: Any) -> np.ndarray:  # pragma: no cover
-            raise NotImplementedError("the benchmark searches by text")
-
-        def _embed_text_batch(self, texts: Any) -> np.ndarray:
-            return tower.embed_queries(list(texts))
-
-        def embed_queries(self, texts: Any) -> np.ndarray:
-            return tower.embed_queries(list(texts))
-
-    class Registry(ModelRegistry):
-        def __init__(self) -> None:
-            super().__init__()
-            self.add_alias("image", IMAGE_MODEL, "fake:512")  # what the bench index records
-
-        def load_image_text(self, name: str, *, device: str, batch_size: int) -> Any:
-            if name == IMAGE_MODEL:
-                return OnnxQueries()
-            return super().load_image_text(name, device=device, batch_size=batch_size)
-
-    return Registry()
-
-
 def measure_e2e(work: Path, n: int, texts: list[str], n_single: int) -> dict[str, Any]:
     from polylens.engine import Index
 
@@ -94,7 +60,7 @@ def measure_e2e(work: Path, n: int, texts: list[str], n_single: int) -> dict[str
     index = Index(
         polylens_dir(work, n),
         create=False,
-        registry=_registry(clip),
+        registry=bench_registry(clip.embed_queries),
         image_model=IMAGE_MODEL,
         text_model="none",
     )

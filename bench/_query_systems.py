@@ -335,9 +335,10 @@ def measure_lance(
     else:
         # No raw tables at this size (their IVF_HNSW_SQ build alone takes many minutes on
         # 2 cores): query polylens's own LanceDB tables directly through lancedb instead.
+        from polylens.representations.image_text import ImageText
         from polylens.store.base import ITEMS
 
-        VEC_IMAGE = "vec_image"  # noqa: N806 - the image-text representation's collection
+        VEC_IMAGE = ImageText.collection  # noqa: N806
         pdir = polylens_dir(work, n) / "lance"
         db = lancedb.connect(str(pdir))
         source = f"{pdir} (polylens store tables, queried through lancedb directly)"
@@ -471,11 +472,12 @@ def build_polylens(corpus: Corpus, work: Path, n: int, budget_s: float, upsert_b
     from polylens import __version__
     from polylens.config import IndexConfig
     from polylens.meta import IndexMeta, write_meta
+    from polylens.representations.image_text import ImageText
     from polylens.store.base import FILES, ITEMS
     from polylens.store.lance import LanceStore
     from polylens.store.schema import SCHEMA_VERSION
 
-    VEC_IMAGE = "vec_image"  # noqa: N806 - the image-text representation's collection
+    VEC_IMAGE = ImageText.collection  # noqa: N806
 
     root = polylens_dir(work, n)
     state_path = work / f"polylens_{n}.state.json"
@@ -604,10 +606,13 @@ def build_polylens(corpus: Corpus, work: Path, n: int, budget_s: float, upsert_b
     return state
 
 
-def bench_registry(lookup: dict[str, np.ndarray]):
-    """A ModelRegistry whose image model returns precomputed query vectors (dict lookup)."""
+def bench_registry(lookup: dict[str, np.ndarray] | Callable[[list[str]], np.ndarray]):
+    """A ModelRegistry whose image model embeds text queries by ``lookup``: precomputed
+    vectors (a dict), or a function (``bench/_query_e2e.py``: a real query encoder)."""
     from polylens.encoders.base import ImageTextEncoder
     from polylens.encoders.registry import ModelRegistry
+
+    embed = lookup if callable(lookup) else (lambda texts: np.stack([lookup[t] for t in texts]))
 
     class LookupEncoder(ImageTextEncoder):
         name = IMAGE_MODEL
@@ -618,10 +623,10 @@ def bench_registry(lookup: dict[str, np.ndarray]):
             raise NotImplementedError
 
         def _embed_text_batch(self, texts):
-            return np.stack([lookup[t] for t in texts])
+            return embed(list(texts))
 
         def embed_queries(self, texts):
-            return np.stack([lookup[t] for t in texts])
+            return embed(list(texts))
 
     class BenchRegistry(ModelRegistry):
         def __init__(self) -> None:

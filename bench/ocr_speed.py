@@ -60,6 +60,7 @@ import threading
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +183,14 @@ def run_polylens(
             return ocr.read(page.image, full_image=lambda: page.image)
         return ocr.read(page.image, check_presence=False)
 
+    return _timed(pages, warm, read, workers)
+
+
+def _timed(
+    pages: list[Page], warm: Callable[[int], None], read: Callable[[Page], str], workers: int
+) -> tuple[list[str], float, float]:
+    """Texts, wall seconds and CPU seconds of reading ``pages`` on ``workers`` threads,
+    each thread warmed (its sessions loaded) before the clock."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(warm, range(workers)))
         cpu = _cpu_seconds()
@@ -215,14 +224,7 @@ def run_rapidocr(pages: list[Page]) -> tuple[list[str], float, float]:
         ]
         return _reading_order(lines)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(warm, range(2)))
-        cpu = _cpu_seconds()
-        started = time.perf_counter()
-        texts = list(pool.map(read, pages))
-        seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu
-    return texts, seconds, cpu
+    return _timed(pages, warm, read, 2)
 
 
 def tesseract_files(pages: list[Page], folder: Path) -> list[Path]:

@@ -57,14 +57,15 @@ def index_status(
 
 
 def _image_encoders(folder: Path) -> dict[str, dict[str, Any]]:
+    from polylens.encoders.onnx_images import read_choice
+
     out = {}
     for tower in sorted(folder.glob("[!.]*")):
-        try:
-            choice = json.loads((tower / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        keep = ("runtime", "precision", "decided", "torch_ms", "onnx_ms", "min_cosine")
-        out[tower.name] = {k: choice.get(k) for k in keep} | {"bytes": _tree_size(tower)}
+        choice = read_choice(tower)
+        if choice is not None:
+            keep = ("runtime", "precision", "decided", "torch_ms", "onnx_ms", "min_cosine")
+            shown = {k: getattr(choice, k) for k in keep}
+            out[tower.name] = shown | {"bytes": _tree_size(tower)}
     return out
 
 

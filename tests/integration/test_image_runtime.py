@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from polylens.encoders import onnx_images
+from polylens.encoders import onnx_files, onnx_images
 from polylens.encoders.onnx_images import read_choice
 from polylens.engine import open_index
 from polylens.errors import ConfigError
@@ -122,7 +122,7 @@ def test_a_failed_export_leaves_torch_and_the_run_whole(
     def broken(*args: object) -> None:
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setattr(onnx_images, "_export", broken)
+    monkeypatch.setattr(onnx_files, "export_graph", broken)
     index = tmp_path / "index"
     _build(index, photos, tiny_clip_dir, encoder_runtime="onnx")
     assert read_choice(index / "image-encoders" / "image") is None

@@ -172,7 +172,7 @@ class TransformersImageText(ImageTextEncoder):
         self.fast_prep = FastImagePrep.create(self._image_processor)
         # One forward pass at a time per model: torch already uses every core for one.
         self._lock = threading.Lock()
-        self.image_runner: Callable[[np.ndarray], np.ndarray] | None = None
+        self._image_runner: Callable[[np.ndarray], np.ndarray] | None = None
         """ONNX Runtime's image tower when the run chose it (``encoders.onnx_images``)."""
         self.dim = int(self._embed_text_batch(["a photo"]).shape[1])
 
@@ -207,8 +207,8 @@ class TransformersImageText(ImageTextEncoder):
 
     def _embed_image_batch(self, images: Sequence[Any]) -> np.ndarray:
         pixels = self._pixels(images)
-        if self.image_runner is not None:
-            return self.image_runner(np.asarray(pixels, dtype=np.float32))
+        if self._image_runner is not None:
+            return self._image_runner(np.asarray(pixels, dtype=np.float32))
         return self.embed_pixels(pixels)
 
     def embed_pixels(self, pixels: Any) -> np.ndarray:
@@ -225,32 +225,29 @@ class TransformersImageText(ImageTextEncoder):
     def image_tower(self) -> ImageTower:
         """The image tower for ONNX Runtime (``encoders.onnx_images``), with probe pixels
         made by this model's own preprocessing."""
-        torch = self._torch
-        model = self._model
-
-        class Tower(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, pixel_values: Any) -> Any:
-                out = self.model.get_image_features(pixel_values=pixel_values)
-                return _features(out, torch, "image_embeds", "pooler_output")
-
+        tower = self._tower(
+            "get_image_features", ("pixel_values",), ("image_embeds", "pooler_output")
+        )
         pixels = np.asarray(self._pixels(probe_images()), dtype=np.float32)
-        return ImageTower(Tower(), pixels)
+        return ImageTower(tower, pixels)
 
     def use_image_runner(self, runner: Callable[[np.ndarray], np.ndarray] | None) -> None:
         """Run the image tower with ``runner`` (pixels to embeddings) instead of torch."""
-        self.image_runner = runner
+        self._image_runner = runner
 
     def query_tower(self) -> QueryTower | None:
         """The text tower for ONNX export (``encoders.onnx_queries``), with the inputs and
         padding :meth:`_embed_text_batch` uses."""
         if not getattr(self._tokenizer, "is_fast", False):
             return None
-        torch = self._torch
         names = ("input_ids",) if self._pad_to_max else ("input_ids", "attention_mask")
+        tower = self._tower("get_text_features", names, ("text_embeds", "pooler_output"))
+        return QueryTower(tower, self._tokenizer, names, self._max_length, self._pad_to_max)
+
+    def _tower(self, method: str, names: Sequence[str], outputs: Sequence[str]) -> Any:
+        """One of the model's two towers as a module for torch's ONNX exporter: positional
+        tensors (``names``, in order) to the tower's embeddings."""
+        torch = self._torch
         model = self._model
 
         class Tower(torch.nn.Module):
@@ -259,10 +256,10 @@ class TransformersImageText(ImageTextEncoder):
                 self.model = model
 
             def forward(self, *tensors: Any) -> Any:
-                out = self.model.get_text_features(**dict(zip(names, tensors, strict=True)))
-                return _features(out, torch, "text_embeds", "pooler_output")
+                out = getattr(self.model, method)(**dict(zip(names, tensors, strict=True)))
+                return _features(out, torch, *outputs)
 
-        return QueryTower(Tower(), self._tokenizer, names, self._max_length, self._pad_to_max)
+        return Tower()
 
     def _embed_text_batch(self, texts: Sequence[str]) -> np.ndarray:
         torch = self._torch

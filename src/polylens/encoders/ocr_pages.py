@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from polylens.encoders import onnx_files
+
 MAX_SIDE = 2000
 """Longest side the detector sees (rapidocr's ``max_side_len``)."""
 PHOTO_SHORT_SIDE = 736
@@ -128,18 +130,11 @@ def _fused(path: str) -> bytes:
 
 
 def _session(path: str, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # the rewrite leaves constants unused: not worth a warning
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         model: str | bytes = _fused(path)
     except Exception:  # noqa: BLE001 - an unexpected graph: run it as shipped
         model = path
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return onnx_files.session(model, threads=threads)
 
 
 class PageReader:

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
-import shutil
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from polylens.encoders import onnx_files
+from polylens.encoders.base import normalise
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ MIN_COSINE = 0.9999
 """fp32 export against eager: the same function up to float rounding."""
 INT8_FLOOR = 0.95
 """int8 against eager: below this the quantised graph is broken, not just coarser."""
+BATCH_AXIS = {"pixel_values": {0: "batch"}}
 FASTER_BY = 0.95
 """``auto`` takes ONNX Runtime only if a batch takes at most this share of eager's time."""
 PROBES = 8
@@ -104,31 +104,18 @@ def machine_key() -> str:
     import onnxruntime
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{platform.machine()}/{cores}cpu/torch{torch.__version__}/ort{onnxruntime.__version__}"
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.inter_op_num_threads = 1
-    # one forward pass at a time, over every core: what torch does by default
-    options.intra_op_num_threads = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    return (
+        f"{platform.machine()}/{onnx_files.cores()}cpu/torch{torch.__version__}"
+        f"/ort{onnxruntime.__version__}"
     )
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxImageRunner:
-    """Pixels to embeddings with the exported graph; thread-safe (ONNX Runtime sessions
-    may be run from several threads, but one forward pass at a time uses the cores best)."""
+    """Pixels to embeddings with the exported graph, one forward pass at a time over
+    every core (what torch does by default)."""
 
-    def __init__(self, path: Path, choice: TowerChoice) -> None:
-        self.path = path
-        self.choice = choice
-        self._session = _session(path)
+    def __init__(self, path: Path) -> None:
+        self._session = onnx_files.session(path, threads=onnx_files.cores())
         self._input = self._session.get_inputs()[0].name
         self._lock = threading.Lock()
 
@@ -148,12 +135,6 @@ def read_choice(directory: Path) -> TowerChoice | None:
     return choice if choice.format == FORMAT else None
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return np.sum(a * b, axis=1)
-
-
 def _median_ms(run: Callable[[], Any], images: int, repeats: int = 3) -> float:
     run()  # warm-up: allocations, ONNX Runtime's first-run planning
     times = []
@@ -162,25 +143,6 @@ def _median_ms(run: Callable[[], Any], images: int, repeats: int = 3) -> float:
         run()
         times.append(time.perf_counter() - start)
     return float(np.median(times)) * 1000 / images
-
-
-def _export(tower: ImageTower, target: Path) -> None:
-    import torch
-
-    example = torch.from_numpy(tower.probe_pixels[:2])
-    # the tracer's notes (TracerWarning, opset remarks) are about the graph, not for users
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            tower.module.eval(),
-            (example,),
-            str(target),
-            input_names=["pixel_values"],
-            output_names=["embedding"],
-            dynamic_axes={"pixel_values": {0: "batch"}, "embedding": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
 
 
 def _quantise(source: Path, target: Path) -> None:
@@ -221,7 +183,7 @@ def prepare(
         if choice.runtime == "torch":
             return None
         if (directory / "model.onnx").is_file():
-            return OnnxImageRunner(directory / "model.onnx", choice)
+            return OnnxImageRunner(directory / "model.onnx")
     if announce is not None:
         announce(f"exporting the image model to ONNX Runtime ({precision})")
     try:
@@ -240,18 +202,19 @@ def _decide(
     precision: str,
     key: str,
 ) -> OnnxImageRunner | None:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    import torch
+
+    probes = tower.probe_pixels
+    with onnx_files.staging(directory) as work:
         graph = work / "model.onnx"
-        _export(tower, graph)
+        example = (torch.from_numpy(probes[:2]),)
+        onnx_files.export_graph(tower.module, example, graph, ["pixel_values"], BATCH_AXIS)
         if precision == "int8":
             _quantise(graph, work / "int8.onnx")
             (work / "int8.onnx").replace(graph)
-        probes = tower.probe_pixels
         reference = model.embed_pixels(probes)
-        runner = OnnxImageRunner(graph, _choice(resolved, precision, "onnx", 0, 0.0, key, wanted))
-        cosine = float(np.min(_cosines(reference, runner(probes))))
+        runner = OnnxImageRunner(graph)
+        cosine = float(np.min(np.sum(normalise(reference) * normalise(runner(probes)), axis=1)))
         floor = MIN_COSINE if precision == "fp32" else INT8_FLOOR
         if cosine < floor:
             log.warning(
@@ -268,36 +231,28 @@ def _decide(
             torch_ms = _median_ms(lambda: model.embed_pixels(probes), len(probes))
             onnx_ms = _median_ms(lambda: runner(probes), len(probes))
             chosen = "onnx" if onnx_ms <= FASTER_BY * torch_ms else "torch"
-        choice = _choice(resolved, precision, chosen, reference.shape[1], cosine, key, wanted)
-        choice = TowerChoice(**{**asdict(choice), "torch_ms": torch_ms, "onnx_ms": onnx_ms})
+        choice = TowerChoice(
+            format=FORMAT,
+            model=resolved,
+            precision=precision,
+            runtime=chosen,
+            dim=int(reference.shape[1]),
+            min_cosine=round(cosine, 7),
+            torch_ms=torch_ms,
+            onnx_ms=onnx_ms,
+            machine=key,
+            decided=wanted,
+        )
         if chosen == "torch":
             graph.unlink()  # hundreds of MB that this machine will not use
         (work / "meta.json").write_text(json.dumps(asdict(choice), indent=1), encoding="utf-8")
-        shutil.rmtree(directory, ignore_errors=True)
-        work.replace(directory)
-        log.info(
-            "image encoder: %s (%s; torch %s ms, onnx %s ms per image; cosine %.6f)",
-            chosen,
-            precision,
-            _fmt(torch_ms),
-            _fmt(onnx_ms),
-            cosine,
-        )
-        if chosen == "torch":
-            return None
-        runner.path, runner.choice = directory / "model.onnx", choice  # the session is loaded
-        return runner
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _choice(
-    resolved: str, precision: str, runtime: str, dim: int, cosine: float, key: str, decided: str
-) -> TowerChoice:
-    return TowerChoice(
-        FORMAT, resolved, precision, runtime, int(dim), round(cosine, 7), None, None, key, decided
+        onnx_files.swap_in(work, directory)  # the runner's session is already loaded
+    log.info(
+        "image encoder: %s (%s; torch %s ms, onnx %s ms per image; cosine %.6f)",
+        chosen,
+        precision,
+        "-" if torch_ms is None else f"{torch_ms:.1f}",
+        "-" if onnx_ms is None else f"{onnx_ms:.1f}",
+        cosine,
     )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+    return runner if chosen == "onnx" else None

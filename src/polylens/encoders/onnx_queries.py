@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from polylens.encoders import onnx_files
 from polylens.encoders.base import QueryCache, normalise
 
 log = logging.getLogger(__name__)
@@ -94,7 +92,6 @@ class OnnxQueryEncoder:
     def _ready(self) -> None:
         if self._session is not None:
             return
-        import onnxruntime
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
@@ -103,15 +100,9 @@ class OnnxQueryEncoder:
         tokenizer.enable_padding(
             pad_id=self.meta.pad_id, pad_token=self.meta.pad_token, length=length
         )
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        # ONNX Runtime's pool threads spin for a while after each run by default; the
-        # search that follows the query's embedding needs those cores (bench/query.py
-        # --step e2e: p50 19.2 ms with spinning, at 1M items on 2 cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(
-            str(self.directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        # no spinning: the search that follows the query's embedding needs those cores
+        # (bench/query.py --step e2e: p50 19.2 ms with spinning, at 1M items on 2 cores)
+        session = onnx_files.session(self.directory / "model.onnx", spin=False)
         self._tokenizer, self._session = tokenizer, session
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -162,63 +153,45 @@ def export(model: Any, directory: Path, resolved: str) -> bool:
     tower: QueryTower | None = tower_of() if tower_of is not None else None
     if tower is None:
         return False
-    import torch
-
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        example = tower.tokenizer(
-            ["a query", "another query, longer"],
-            padding="max_length" if tower.pad_to_max else True,
-            truncation=True,
-            max_length=tower.max_length,
-            return_tensors="pt",
-        )
-        args = tuple(example[name] for name in tower.inputs)
-        dynamic = {name: {0: "batch", 1: "tokens"} for name in tower.inputs}
-        # the tracer's notes (TracerWarning, opset remarks) are about the graph, not for users
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                tower.module.eval(),
-                args,
-                str(work / "model.onnx"),
-                input_names=list(tower.inputs),
-                output_names=["embedding"],
-                dynamic_axes={**dynamic, "embedding": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
+        with onnx_files.staging(directory) as work:
+            example = tower.tokenizer(
+                ["a query", "another query, longer"],
+                padding="max_length" if tower.pad_to_max else True,
+                truncation=True,
+                max_length=tower.max_length,
+                return_tensors="pt",
             )
-        tower.tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
-        reference = np.asarray(model.embed_queries(list(PROBES)), dtype=np.float32)
-        meta = TowerMeta(
-            FORMAT,
-            resolved,
-            int(reference.shape[1]),
-            tower.inputs,
-            tower.max_length,
-            tower.pad_to_max,
-            tower.prompt,
-            int(tower.tokenizer.pad_token_id or 0),
-            str(tower.tokenizer.pad_token or ""),
-            0.0,
-        )
-        onnx = OnnxQueryEncoder(work, meta, lambda: model)
-        # as a batch (padded) and one at a time (as a search asks)
-        batch = onnx._embed(list(PROBES))
-        single = np.concatenate([onnx._embed([probe]) for probe in PROBES])
-        reference = normalise(reference)
-        cosine = float(min(np.min(np.sum(reference * e, axis=1)) for e in (batch, single)))
-        if cosine < MIN_COSINE:
-            log.info("query tower of %s not kept: cosine %.6f to the model", resolved, cosine)
-            return False
-        meta = TowerMeta(**{**asdict(meta), "min_cosine": round(cosine, 7)})
-        (work / "meta.json").write_text(json.dumps(asdict(meta), indent=1), encoding="utf-8")
-        shutil.rmtree(directory, ignore_errors=True)
-        work.replace(directory)
-        return True
+            args = tuple(example[name] for name in tower.inputs)
+            dynamic = {name: {0: "batch", 1: "tokens"} for name in tower.inputs}
+            onnx_files.export_graph(tower.module, args, work / "model.onnx", tower.inputs, dynamic)
+            tower.tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
+            reference = np.asarray(model.embed_queries(list(PROBES)), dtype=np.float32)
+            meta = TowerMeta(
+                FORMAT,
+                resolved,
+                int(reference.shape[1]),
+                tower.inputs,
+                tower.max_length,
+                tower.pad_to_max,
+                tower.prompt,
+                int(tower.tokenizer.pad_token_id or 0),
+                str(tower.tokenizer.pad_token or ""),
+                0.0,
+            )
+            onnx = OnnxQueryEncoder(work, meta, lambda: model)
+            # as a batch (padded) and one at a time (as a search asks)
+            batch = onnx._embed(list(PROBES))
+            single = np.concatenate([onnx._embed([probe]) for probe in PROBES])
+            reference = normalise(reference)
+            cosine = float(min(np.min(np.sum(reference * e, axis=1)) for e in (batch, single)))
+            if cosine < MIN_COSINE:
+                log.info("query tower of %s not kept: cosine %.6f to the model", resolved, cosine)
+                return False
+            meta = TowerMeta(**{**asdict(meta), "min_cosine": round(cosine, 7)})
+            (work / "meta.json").write_text(json.dumps(asdict(meta), indent=1), encoding="utf-8")
+            onnx_files.swap_in(work, directory)
+            return True
     except Exception as exc:  # noqa: BLE001 - an export that fails only costs speed
         log.info("query tower of %s not exported: %s", resolved, exc)
         return False
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

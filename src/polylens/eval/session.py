@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from polylens.config import PRECISIONS
+from polylens.config import IndexConfig
 from polylens.engine import open_index
 from polylens.errors import InputError
 from polylens.eval.datasets import EvalDataset
@@ -42,8 +42,8 @@ def evaluate_dataset(
     index's polylens.toml (``report.tuning``); with ``precision`` (``int8``), also index it
     with the image encoder at that precision, beside, and compare the rankings
     (``report.precision``)."""
-    if precision is not None and precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision is not None:
+        IndexConfig(precision=precision).validate()  # the setting's own check, before any work
     work = work_dir or default_work_dir(dataset)
     mapping = materialize(dataset, work / "corpus")
     main_dir = index_dir or work / "index"
@@ -70,48 +70,23 @@ def evaluate_dataset(
     if precision not in (None, "fp32"):
         if index.config.precision != "fp32":
             raise InputError(
-                f"--precision compares with fp32, but the index at {main_dir} is {index.config.precision}"
+                f"--precision compares with fp32, but the index at {main_dir} is "
+                f"{index.config.precision}"
             )
-        report.precision = _compare_precision(
-            dataset,
-            mapping,
-            work,
-            main_dir,
-            settings,
-            report,
-            precision,
-            events,
-            on_config,
-            metrics,
-        )
+        from polylens.eval.precision import compare
+
+        lower = {**(settings or {}), "precision": precision, "encoder_runtime": "onnx"}
+        names = [r.name for r in report.results if not r.name.endswith("+rerank")]
+        with open_index(main_dir.with_name(f"{main_dir.name}-{precision}"), **lower) as other:
+            other.add([work / "corpus"], events=events)
+            other.warm()
+            at_precision = evaluate_index(
+                other,
+                dataset,
+                mapping,
+                configs=names,
+                metrics=metrics,
+                on_config=(lambda name: on_config(f"{name} ({precision})")) if on_config else None,
+            )
+        report.precision = compare(report, at_precision, precision)
     return report, summary
-
-
-def _compare_precision(
-    dataset: EvalDataset,
-    mapping: dict[str, str],
-    work: Path,
-    main_dir: Path,
-    settings: dict[str, Any] | None,
-    reference: EvalReport,
-    precision: str,
-    events: ProgressEvents | None,
-    on_config: Callable[[str], None] | None,
-    metrics: Sequence[str],
-) -> Any:
-    from polylens.eval.precision import compare
-
-    lower = {**(settings or {}), "precision": precision, "encoder_runtime": "onnx"}
-    names = [result.name for result in reference.results if not result.name.endswith("+rerank")]
-    with open_index(main_dir.with_name(f"{main_dir.name}-{precision}"), **lower) as index:
-        index.add([work / "corpus"], events=events)
-        index.warm()
-        other = evaluate_index(
-            index,
-            dataset,
-            mapping,
-            configs=names,
-            metrics=metrics,
-            on_config=(lambda name: on_config(f"{name} ({precision})")) if on_config else None,
-        )
-    return compare(reference, other, precision)

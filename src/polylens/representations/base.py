@@ -274,9 +274,9 @@ def picture_side(bound: Sequence[Bound]) -> int | None:
     """The short side a photo must be decoded at for every pixel-reading representation;
     None when one of them does not say (then the decoder's default applies)."""
     sides = [b.rep.picture_side(b.model) for b in bound if b.rep.needs.pixels]
-    if not sides or any(side is None for side in sides):
+    if not sides or None in sides:
         return None
-    return max(side for side in sides if side is not None)
+    return max(sides)  # type: ignore[type-var] - no None left
 
 
 def pixel_preparers(bound: Sequence[Bound]) -> dict[str, Any]:

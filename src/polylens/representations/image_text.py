@@ -58,8 +58,7 @@ class ImageText(DenseRepresentation):
         return picture if prepare is None else prepare(picture)
 
     def picture_side(self, model: Any) -> int | None:
-        side = getattr(model, "input_side", None)
-        return int(side) if side else None
+        return getattr(model, "input_side", None)
 
     def wants(self, item: dict[str, Any], config: IndexConfig) -> bool:
         if item["kind"] in PICTURE_KINDS:
