@@ -368,9 +368,10 @@ class _Counted:
         return attr
 
 
-def budgeted_store(directory: Path, budget: DiskBudget):  # noqa: ANN201 - a LanceStore
+def budgeted_store(directory: Path, budget: DiskBudget, cls: type | None = None):  # noqa: ANN201
+    """A LanceStore (``cls``: the class itself, while a test patches the module's name)."""
     from polylens.store.lance import LanceStore
 
-    store = LanceStore(directory)
+    store = (cls or LanceStore)(directory)
     store._db = _Counted(store._db, budget)  # type: ignore[assignment]
     return store

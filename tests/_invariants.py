@@ -11,11 +11,19 @@ from polylens.representations.image_text import ImageText
 from polylens.representations.text_embedding import TextEmbedding
 from polylens.store.base import FILES, ITEMS
 from polylens.store.lance import LanceStore
+from polylens.store.locations import open_store
 
 VEC_IMAGE, VEC_TEXT = ImageText.collection, TextEmbedding.collection
 
 
 def index_rows(index_dir: Path) -> dict[str, list[dict]]:
+    spec = load_config(index_dir, {}).store
+    if spec:  # a store named by URL (Qdrant): what it holds is what is committed
+        other = open_store(spec, index_dir, index_dir / "lance")
+        try:
+            return {name: other.get(name) for name in (FILES, ITEMS, VEC_IMAGE, VEC_TEXT)}
+        finally:
+            other.close()
     store = LanceStore(index_dir / "lance")
     try:
         return {

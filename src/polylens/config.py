@@ -100,6 +100,12 @@ class IndexConfig:
     video_max_segments: int = 1500
     """Segments one video may have; a longer video's segments are stretched (each at least
     its length / this) so the whole of it stays covered."""
+    store: str = ""
+    """Where the index's data lives (``--store URL``): empty, the embedded LanceDB store in
+    the index directory; ``qdrant://HOST:PORT[?api_key_env=VAR&prefix=P&shards=N&
+    replicas=N&timeout=S&https=true]``, a Qdrant server or cluster, searched server-side;
+    ``qdrant+local:DIR`` or ``qdrant+memory:``, Qdrant's local mode (one process, brute
+    force: small indexes and tests). The API key only ever comes from the environment."""
     ann_min_rows: int = 20_000
     """A vector collection gets ANN indexes (FAISS IVF in memory, LanceDB's own on disk)
     once it holds this many rows; below, search is exact."""
@@ -223,6 +229,9 @@ class IndexConfig:
             raise ConfigError("pdv_strength must be between 0 and 10")
         if not 0.0 <= self.image_query_weight <= 1.0:
             raise ConfigError("image_query_weight must be between 0 and 1")
+        from polylens.store.locations import parse_store
+
+        parse_store(self.store)  # a malformed URL fails here, before anything is written
         if not 32 <= self.ocr_presence_side <= 4096:
             raise ConfigError(
                 f"ocr_presence_side must be between 32 and 4096 pixels, got {self.ocr_presence_side}"

@@ -48,7 +48,7 @@ from polylens.search.searcher import Searcher, SearchRequest, check_request
 from polylens.search.snapshot import SnapshotKeeper, refresh_derived
 from polylens.status import index_status
 from polylens.store.base import Store
-from polylens.store.lance import LanceStore
+from polylens.store.locations import open_store, parse_store
 from polylens.store.mirror import MirrorStore, open_mirror, write_mirror
 from polylens.types import (
     IndexStatus,
@@ -73,7 +73,7 @@ class Index(IndexItems, IndexAnswers):
         create: bool = True,
         registry: ModelRegistry | None = None,
         representations: RepresentationRegistry | None = None,
-        store: Store | None = None,
+        store: Store | str | None = None,
         serve_from_memory: bool = True,
         **settings: Any,
     ) -> None:
@@ -99,6 +99,8 @@ class Index(IndexItems, IndexAnswers):
         self._lineup.slots.image_dir = self.path / IMAGE_TOWERS_DIR
         self._meta_stamp = _stamp(self.path / META_FILE)
         self._meta = read_meta(self.path) or IndexMeta(polylens_version=__version__)
+        if isinstance(store, str):  # a store URL is a setting like any other
+            settings["store"], store = store, None
         self._explicit = {k: v for k, v in settings.items() if v is not None}
         self.config = self._effective_config(self._explicit)
         self._lineup.names(self._meta, self.config)  # unknown --with/--without names fail now
@@ -129,7 +131,18 @@ class Index(IndexItems, IndexAnswers):
             return self._given_store
         if not self._exists:
             self._create()
-        return LanceStore(self.path / STORE_DIR)
+        return open_store(self.config.store, self.path, self.path / STORE_DIR)
+
+    @property
+    def _embedded(self) -> bool:
+        """The index's own LanceDB store (not one given, nor a Qdrant URL): the one with an
+        Arrow mirror and on-disk derived files."""
+        return self._given_store is None and parse_store(self.config.store) is None
+
+    @property
+    def _server_side(self) -> bool:
+        """Searches run in the store itself: no in-memory read model is built."""
+        return self._store.searches_itself
 
     @property
     def _reads(self) -> Store:
@@ -139,7 +152,7 @@ class Index(IndexItems, IndexAnswers):
         (:mod:`polylens.store.mirror`); else the store. Checked on every search: a
         commit since (this process's or another's) sends reads back to the store."""
         if (
-            self._given_store is None
+            self._embedded
             and not self._serve_from_memory
             and self._exists
             and "_store" not in self.__dict__
@@ -259,7 +272,7 @@ class Index(IndexItems, IndexAnswers):
         return self.add(roots or self._meta.roots, events=events)
 
     def _write_mirror(self) -> None:
-        if self._given_store is None:  # the index's own LanceDB store
+        if self._embedded:
             write_mirror(self._store, self.path, self.path / STORE_DIR)
 
     def _ann_settings(self) -> AnnSettings:
@@ -276,7 +289,10 @@ class Index(IndexItems, IndexAnswers):
 
     def warm(self) -> bool:
         """Build the in-memory read model now (servers call this at start-up) so the next
-        searches skip store round trips. Returns whether one is in use."""
+        searches skip store round trips. Returns whether one is in use (never with a
+        store that searches itself: Qdrant answers every query)."""
+        if self._server_side:
+            return False
         return self._keeper.build_now() is not None
 
     def _get_ocr(self) -> RapidOcr:
@@ -339,7 +355,8 @@ class Index(IndexItems, IndexAnswers):
     def _searcher(self) -> Searcher:
         self._reload_meta()
         snapshot = None
-        if self._serve_from_memory or "_keeper" in self.__dict__:  # one-shot: none built
+        memory = self._serve_from_memory or "_keeper" in self.__dict__  # one-shot: none built
+        if memory and not self._server_side:
             snapshot = self._keeper.current(start_build=self._serve_from_memory)
         if snapshot is not None:
             for rep in self._lineup.recorded(self._meta):

@@ -82,6 +82,14 @@ class StoreError(PolylensError):
     """The storage engine failed (disk full, read-only directory, corrupt data)."""
 
 
+class StoreUnavailableError(StoreError):
+    """A store server (Qdrant) is down, too slow, busy elsewhere or refused the API key.
+    Nothing committed is lost; the run can be repeated once it answers."""
+
+    exit_code = 6
+    http_status = 503
+
+
 class InputError(PolylensError):
     """A file or query cannot be used. Ingestion reports these per file and goes on."""
 

@@ -43,6 +43,7 @@ def index_status(
             for name in lineup.unknown(meta)
         ],
         roots=list(meta.roots),
+        store=store.describe(),
         size_bytes=_tree_size(path),
         schema_version=meta.schema_version,
         last_run=_last_run(path),

@@ -219,6 +219,8 @@ class IndexStatus:
     image_encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What runs each image model on this index's CPU runs (``encoder_runtime``): runtime,
     precision, the timings it was chosen by, and bytes on disk."""
+    store: str = ""
+    """Where the index's data lives (the embedded LanceDB store, or a Qdrant location)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,7 +29,7 @@ from _fault import (
 from _invariants import check_committed, check_consistent, files_under
 from typer.testing import CliRunner
 
-import polylens.engine
+import polylens.store.lance
 from polylens.cli import app
 from polylens.engine import open_index
 from polylens.errors import StoreError
@@ -64,7 +64,10 @@ def test_enospc_at_every_store_write_then_resume(
     corpus = make_corpus(tmp_path / "corpus", None, seed=5, images=5, texts=4, pdfs=2, copies=2)
     expected = files_under(corpus.root)
     budget = DiskBudget(None)
-    monkeypatch.setattr(polylens.engine, "LanceStore", lambda d: budgeted_store(d, budget))
+    real = polylens.store.lance.LanceStore
+    monkeypatch.setattr(
+        polylens.store.lance, "LanceStore", lambda d: budgeted_store(d, budget, real)
+    )
     runner = CliRunner()
 
     def index(index_dir: Path):  # noqa: ANN202

@@ -49,6 +49,22 @@ IndexOption = Annotated[
 ]
 
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help=(
+            "Where the index's data lives: qdrant://HOST:PORT[?api_key_env=VAR&prefix=P], "
+            "qdrant+local:DIR or qdrant+memory: (default: the index's setting, else the "
+            "embedded LanceDB store; or $POLYLENS_STORE). Recorded by a new index."
+        ),
+        envvar="POLYLENS_STORE",
+        show_default=False,
+        metavar="URL",
+    ),
+]
+
+
 class ConventionalCommand(TyperCommand):
     """Help as Unix tools print it: ``Usage: polylens index [OPTIONS] PATHS...``, options
     with a metavar only when they take a value (``--image FILE``, never ``<bool>``).

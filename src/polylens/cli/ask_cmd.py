@@ -11,6 +11,7 @@ import typer
 
 from polylens.cli._common import (
     IndexOption,
+    StoreOption,
     cli_errors,
     default_index,
     err_console,
@@ -29,6 +30,7 @@ class AskFormat(StrEnum):
 def ask(
     question: Annotated[str, typer.Argument(help="The question.", metavar="QUESTION")],
     index_dir: IndexOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
     endpoint: Annotated[
         str | None,
         typer.Option(
@@ -98,7 +100,9 @@ def ask(
     with cli_errors():
         from polylens.engine import open_index
 
-        with open_index(index_dir or default_index(), create=False, serve_from_memory=False) as idx:
+        with open_index(
+            index_dir or default_index(), create=False, serve_from_memory=False, store=store
+        ) as idx:
             events = idx.ask_stream(
                 question,
                 endpoint=endpoint,

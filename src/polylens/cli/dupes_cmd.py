@@ -9,6 +9,7 @@ import typer
 
 from polylens.cli._common import (
     IndexOption,
+    StoreOption,
     cli_errors,
     default_index,
     out_console,
@@ -20,6 +21,7 @@ from polylens.types import DuplicateGroup
 
 def dupes(
     index_dir: IndexOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
     threshold: Annotated[
         int | None,
         typer.Option(
@@ -38,7 +40,7 @@ def dupes(
     with cli_errors():
         from polylens.engine import open_index
 
-        with open_index(index_dir or default_index(), create=False) as idx:
+        with open_index(index_dir or default_index(), create=False, store=store) as idx:
             groups = idx.duplicates(threshold=threshold)
             has_hashes = "phash" in idx.representations
     if as_json:

@@ -20,6 +20,7 @@ from rich.progress import (
 
 from polylens.cli._common import (
     IndexOption,
+    StoreOption,
     cli_errors,
     default_index,
     err_console,
@@ -117,6 +118,7 @@ def index(
         ),
     ],
     index_dir: IndexOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
     image_model: Annotated[
         str | None,
         typer.Option(
@@ -208,6 +210,7 @@ def index(
 
         idx = open_index(
             index_dir or default_index(),
+            store=store,
             image_model=image_model,
             text_model=text_model,
             page_model=page_model,

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from polylens.cli._common import (
     IndexOption,
+    StoreOption,
     cli_errors,
     default_index,
     err_console,
@@ -55,6 +56,7 @@ def search(
         ),
     ] = None,
     index_dir: IndexOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print hits as a JSON array, best first.")
     ] = False,
@@ -94,7 +96,11 @@ def search(
         from polylens.engine import open_index
 
         with open_index(
-            index_dir or default_index(), create=False, serve_from_memory=False, rerank=rerank
+            index_dir or default_index(),
+            create=False,
+            serve_from_memory=False,
+            rerank=rerank,
+            store=store,
         ) as idx:
             # The path, not a picture: the engine reads it before any model loads or the
             # store opens (a wrong file is named at once), and recognises an indexed exact

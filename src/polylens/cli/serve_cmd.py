@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from polylens.cli._common import IndexOption, cli_errors, default_index, err_console, setup_logging
+from polylens.cli._common import (
+    IndexOption,
+    StoreOption,
+    cli_errors,
+    default_index,
+    err_console,
+    setup_logging,
+)
 from polylens.errors import ConfigError
 
 
@@ -23,6 +30,7 @@ def is_loopback(host: str) -> bool:
 
 def serve(
     index_dir: IndexOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
     host: Annotated[
         str, typer.Option(help="Address to bind; beyond loopback a token is required.")
     ] = "127.0.0.1",
@@ -49,7 +57,10 @@ def serve(
             token = secrets.token_urlsafe(24)
             err_console.print(f"binding {host}: access token [bold]{token}[/]", highlight=False)
         app = create_app(
-            index_dir or default_index(), token=token, max_upload_bytes=max_upload_mb << 20
+            index_dir or default_index(),
+            token=token,
+            max_upload_bytes=max_upload_mb << 20,
+            store=store,
         )
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from polylens.cli._common import IndexOption, cli_errors, default_index, out_console, setup_logging
+from polylens.cli._common import (
+    IndexOption,
+    StoreOption,
+    cli_errors,
+    default_index,
+    out_console,
+    setup_logging,
+)
 from polylens.types import IndexStatus
 
 
@@ -22,6 +29,7 @@ def _size(n: float) -> str:
 
 def status(
     index_dir: IndexOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print status as JSON.")] = False,
 ) -> None:
     """Item counts by kind, models, size on disk, and the last run's summary."""
@@ -29,7 +37,7 @@ def status(
     with cli_errors():
         from polylens.engine import open_index
 
-        with open_index(index_dir or default_index(), create=False) as idx:
+        with open_index(index_dir or default_index(), create=False, store=store) as idx:
             st = idx.status()
     if as_json:
         out_console.print_json(json.dumps(st.to_dict()))
@@ -118,6 +126,8 @@ def print_status(st: IndexStatus) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    if st.store:
+        out.print(f"store: {st.store}", highlight=False, soft_wrap=True)
     if st.roots:
         out.print("roots: " + ", ".join(st.roots), highlight=False, soft_wrap=True)
     if st.last_run:

@@ -50,6 +50,24 @@ class Bm25Part:
         rows, scores = self.index.search(text, k, self.masks(where))
         return [self.ids[r] for r in rows], scores.tolist()
 
+    def attainable(self, text: str) -> float:
+        return self.index.attainable(text)
+
+
+@dataclass
+class ServerBm25:
+    """BM25 its store ranks (Qdrant's sparse vectors with IDF): the same analyser and
+    formula, nothing held here."""
+
+    store: Store
+
+    def search(self, text: str, k: int, where: Any) -> tuple[list[str], list[float]]:
+        hits = self.store.search_text(ITEMS, text, k, where)
+        return [h.row["id"] for h in hits], [h.score for h in hits]
+
+    def attainable(self, text: str) -> float:
+        return self.store.text_attainable(ITEMS, text) or 0.0
+
 
 class Bm25(Representation):
     name = "bm25"
@@ -82,13 +100,15 @@ class Bm25(Representation):
             return None
         part = ctx.part if ctx.part is not None else self.part_from_store(ctx)
         ids, scores = part.search(query.text, ctx.depth, ctx.where)
-        attainable = part.index.attainable(query.text)
+        attainable = part.attainable(query.text)
         evidence = [s / attainable for s in scores] if attainable > 0 else None
         weight = self.weight(ctx.config) * query.text_share
         return Ranked(ids, scores, weight=weight, evidence=evidence, curve="bm25")
 
     # -- the one-shot path: saved postings, or postings built from the store ------------
-    def load_store_part(self, ctx: SearchContext) -> Bm25Part:
+    def load_store_part(self, ctx: SearchContext) -> Bm25Part | ServerBm25:
+        if ctx.store.searches_itself:
+            return ServerBm25(ctx.store)
         token = repr(ctx.store.change_token())
         if ctx.index_dir is not None:
             saved = _load(ann_dir(ctx.index_dir), token)
@@ -97,6 +117,8 @@ class Bm25(Representation):
         return _build(ctx.store, Vocabulary())
 
     def after_write(self, ctx: BuildContext) -> None:
+        if ctx.store.searches_itself:  # the store keeps its own postings
+            return
         part = _build(ctx.store, Vocabulary())
         _save(ann_dir(ctx.index_dir), part, repr(ctx.store.change_token()))
 

@@ -64,6 +64,23 @@ class VectorView:
         return [self.item_ids[i] for i in items[known]], scores[known].tolist()
 
 
+@dataclass
+class ServerVectors:
+    """A collection its store searches (Qdrant): nothing of it is held here but the
+    background bank, read once per store version."""
+
+    store: Store
+    name: str
+    bank: np.ndarray | None
+    bank_kinds: np.ndarray | None
+
+    def nearest(
+        self, vector: np.ndarray, k: int, where: Filter | None
+    ) -> tuple[list[str], list[float]]:
+        hits = self.store.search_vector(self.name, vector, k, where)
+        return [h.row["item_id"] for h in hits], [h.score for h in hits]
+
+
 BANK_ROWS = 1024
 """Vectors in a background bank: enough for a query's mean and spread over the index to
 within a few per cent, cheap enough (a 1024 x dim product) to compute per query."""
@@ -139,8 +156,10 @@ class DenseRepresentation(Representation):
         spread = max(float(sims.std()), 1e-3)
         return ((np.asarray(scores, dtype=np.float64) - float(sims.mean())) / spread).tolist()
 
-    def load_store_part(self, ctx: SearchContext) -> VectorView:
+    def load_store_part(self, ctx: SearchContext) -> VectorView | ServerVectors:
         assert self.collection is not None
+        if ctx.store.searches_itself:
+            return _server_vectors(ctx.store, self.collection)
         settings = AnnSettings(min_rows=ctx.config.ann_min_rows, nprobe=ctx.config.ann_nprobe)
         directory = ann_dir(ctx.index_dir) if ctx.index_dir else None
         index, rows = _load_vectors(ctx.store, self.collection, settings, directory)
@@ -185,7 +204,7 @@ class DenseRepresentation(Representation):
         """Bring the saved ANN index up to date, so readers load it without rebuilding."""
         name = self.collection
         assert name is not None
-        if not ctx.store.has_collection(name):
+        if ctx.store.searches_itself or not ctx.store.has_collection(name):
             return
         ids = ctx.store.scan(name, ["id"]).column("id")
         if len(ids) >= ctx.ann.min_rows:
@@ -196,6 +215,16 @@ class DenseRepresentation(Representation):
         assert self.collection is not None
         for path in ann_paths(ann_dir(index_dir), self.collection):
             path.unlink(missing_ok=True)
+
+
+def _server_vectors(store: Store, name: str) -> ServerVectors:
+    sample = (
+        store.sample(name, BANK_ROWS, ["kind", "vector"]) if store.has_collection(name) else None
+    )
+    if sample is None or sample.num_rows < 2:
+        return ServerVectors(store, name, None, None)
+    kinds = np.asarray(sample.column("kind").to_pylist(), dtype=object)
+    return ServerVectors(store, name, matrix_of(sample.column("vector")), kinds)
 
 
 ANN_DIR = "ann"

@@ -14,44 +14,15 @@ already seen. Results equal exhaustive scoring.
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from polylens._lazy import import_or_raise
+from polylens.analysis import K1, STOP_WORDS, B, analyse
 
-K1 = 1.2
-B = 0.75
-
-# Lucene's English stop words (what tantivy and so LanceDB's FTS remove).
-STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split()
-)
-_WORD = re.compile(r"\w+")
-_stemmers = threading.local()
-
-
-def _stem(words: list[str]) -> list[str]:
-    stemmer = getattr(_stemmers, "english", None)
-    if stemmer is None:
-        module = import_or_raise("Stemmer", package="PyStemmer")
-        stemmer = _stemmers.english = module.Stemmer("english")
-    return stemmer.stemWords(words)
-
-
-def analyse(text: str) -> list[str]:
-    """Terms of ``text`` as the index sees them."""
-    text = text.lower()
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
-    words = [w for w in _WORD.findall(text) if w not in STOP_WORDS]
-    return _stem(words) if words else []
+__all__ = ["B", "K1", "STOP_WORDS", "Bm25Index", "Vocabulary", "analyse"]
 
 
 class Vocabulary:

@@ -39,7 +39,9 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_upload_pixels: int = MAX_UPLOAD_PIXELS,
     warm: bool = True,
+    store: str | None = None,
 ) -> Any:
+    """``store``: a store URL overriding the index's own setting (``--store``)."""
     fastapi = import_or_raise("fastapi", extra="server")
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
@@ -52,7 +54,7 @@ def create_app(
     from polylens.server.routes import router
     from polylens.server.schemas import PATTERN_MESSAGES
 
-    index = open_index(index_dir, create=False)
+    index = open_index(index_dir, create=False, store=store)
 
     @asynccontextmanager
     async def lifespan(app: Any):  # type: ignore[no-untyped-def]

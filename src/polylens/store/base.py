@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,12 @@ class ScoredRow:
 
 class Store(ABC):
     """Upsert / delete / search / count / close over named collections."""
+
+    searches_itself: ClassVar[bool] = False
+    """Whether searches should run in the engine (a server's own vector and BM25 search)
+    rather than over an in-memory read model built from a scan of the whole index: what a
+    distributed store is for. Representations then ask :meth:`search_vector`,
+    :meth:`search_text` and :meth:`sample` instead of building parts."""
 
     @abstractmethod
     def ensure_collection(
@@ -104,6 +110,24 @@ class Store(ABC):
         """Rows as one Arrow table: the bulk read the in-memory read model is built from.
         Engines should override this; the default goes through ``get``."""
         return pa.Table.from_pylist(self.get(name, where, columns))
+
+    def sample(self, name: str, n: int, columns: Sequence[str]) -> pa.Table:
+        """A fixed sample of up to ``n`` rows (the background a query's scores are measured
+        against). Engines that search themselves override this with one cheap request."""
+        table = self.scan(name, columns)
+        if table.num_rows <= n:
+            return table
+        rng = np.random.default_rng(0)
+        return table.take(pa.array(np.sort(rng.choice(table.num_rows, size=n, replace=False))))
+
+    def text_attainable(self, name: str, query: str) -> float | None:
+        """For stores that rank BM25 themselves: the most an item could score for
+        ``query`` (what a BM25 score is measured against); None when unknown."""
+        return None
+
+    def describe(self) -> str:
+        """Where the data lives, for ``status`` and messages (never a secret)."""
+        return type(self).__name__
 
     def change_token(self) -> Hashable | None:
         """A cheap value that changes whenever any collection changes (``None``: unknown,

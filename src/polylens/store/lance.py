@@ -333,6 +333,9 @@ class LanceStore(Store):
     def change_token(self) -> tuple[Any, ...]:
         return change_token(self.directory)
 
+    def describe(self) -> str:
+        return f"LanceDB (embedded) at {self.directory}"
+
     def collections(self) -> list[str]:
         """Every committed collection, sorted."""
         return sorted(name for name in self._names() if self.has_collection(name))
